@@ -1,0 +1,3 @@
+"""Policies that drive robots: scripted baselines now, learned models behind the same
+``Policy`` interface.
+"""

@@ -1,0 +1,1 @@
+"""Thin rclpy nodes over the core (the only package that imports rclpy)."""

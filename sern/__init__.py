@@ -1,0 +1,1 @@
+"""The ``sern`` command line: thin sub-commands over the packages below it."""

@@ -1,0 +1,37 @@
+"""ament_python install of sern: packages, console scripts in lib/sern, data in share/sern."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "sern"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=["sern*", "sim_bridge*", "worlds*", "policies*", "ros_nodes*"]),
+    package_data={
+        "worlds": ["*.yaml", "*.md"],
+        "sim_bridge.backends": ["models/*.urdf"],
+        "policies": ["checkpoints/*"],
+    },
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*_launch.yaml")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/worlds", glob("worlds/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="sern maintainers",
+    maintainer_email="maintainers@sern.dev",
+    description="Physical robots and their virtual twins side by side, on ROS 2.",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    entry_points={
+        "console_scripts": [
+            "sern = sern.cli:main",
+        ],
+    },
+)

@@ -1,0 +1,50 @@
+"""Simulator backends behind one interface (``Backend``), chosen by name, imported lazily."""
+
+from __future__ import annotations
+
+import importlib
+
+from sim_bridge.backends.base import (
+    Backend,
+    CameraFrame,
+    Capabilities,
+    CommandError,
+    Dynamics,
+    RobotStates,
+)
+from worlds.spec import WorldSpec
+
+# name -> "module:Class"; a backend's engine is imported only when it is chosen.
+BACKENDS: dict[str, str] = {
+    "pybullet": "sim_bridge.backends.pybullet_backend:PyBulletBackend",
+}
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The backend class called ``name``; an unknown name lists the available ones."""
+    try:
+        target = BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"unknown backend {name!r}; available: {', '.join(sorted(BACKENDS))}") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_backend(
+    world: WorldSpec, name: str | None = None, num_worlds: int = 1, dynamics: Dynamics | None = None
+) -> Backend:
+    """A backend for ``world``: its own ``backend`` field unless ``name`` overrides it."""
+    return backend_class(name or world.backend)(world, num_worlds=num_worlds, dynamics=dynamics)
+
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "CameraFrame",
+    "Capabilities",
+    "CommandError",
+    "Dynamics",
+    "RobotStates",
+    "backend_class",
+    "make_backend",
+]

@@ -1,0 +1,189 @@
+"""The multi-robot environment: a world's task on a backend, as a PettingZoo ``ParallelEnv``.
+
+Agents are ``robot_0 .. robot_{n-1}``, the same names as the ROS namespaces. Actions are
+(v m/s, ω rad/s) and are clipped to each robot's limits; a robot with no action this step
+is commanded to stop. A robot that reaches its goal leaves ``agents`` and stays parked.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from sim_bridge.backends import Backend, CommandError, Dynamics, make_backend
+from worlds import WorldSpec, load_world, make_task
+from worlds.layout import sample_starts
+from worlds.tasks import Snapshot
+
+
+class MultiRobotEnv(ParallelEnv):
+    """A world file's task on a simulator backend, one control period per ``step``."""
+
+    metadata = {"name": "sern_multi_robot_v0", "render_modes": ["rgb_array"], "is_parallelizable": True}
+
+    def __init__(
+        self,
+        world: WorldSpec | str | Path,
+        backend: str | Backend | None = None,
+        render_mode: str | None = None,
+        dynamics: Dynamics | None = None,
+    ):
+        self.world = world if isinstance(world, WorldSpec) else load_world(world)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}; got {render_mode!r}")
+        self.render_mode = render_mode
+        self.task = make_task(self.world)
+        self.backend = backend if isinstance(backend, Backend) else make_backend(self.world, backend, dynamics=dynamics)
+        self.robots = self.world.robot_entries()
+        self.possible_agents = [r.name for r in self.robots]
+        self.agents: list[str] = []
+        self.control_dt = self.world.control_dt
+        self.max_steps = math.ceil(self.task.max_episode_s / self.control_dt - 1e-9)
+        self.snapshot: Snapshot | None = None
+        self.num_steps = 0
+        self._index = {name: i for i, name in enumerate(self.possible_agents)}
+        self._np_random = np.random.default_rng(self.world.seed)
+        lo, hi = self.task.observation_bounds()
+        self._obs_space = spaces.Box(lo, hi, dtype=np.float32)
+
+    # ---- spaces ------------------------------------------------------------------------
+    @functools.cache  # noqa: B019 - one env, a handful of agents
+    def observation_space(self, agent: str) -> spaces.Box:
+        self._agent_index(agent)
+        return self._obs_space
+
+    @functools.cache  # noqa: B019
+    def action_space(self, agent: str) -> spaces.Box:
+        lim = self.robots[self._agent_index(agent)].limits
+        return spaces.Box(
+            low=np.array([lim.min_linear_speed_mps, -lim.max_angular_speed_radps], dtype=np.float32),
+            high=np.array([lim.max_linear_speed_mps, lim.max_angular_speed_radps], dtype=np.float32),
+            dtype=np.float32,
+        )
+
+    def _agent_index(self, agent: str) -> int:
+        try:
+            return self._index[agent]
+        except KeyError:
+            raise KeyError(f"unknown agent {agent!r}; agents are {', '.join(self.possible_agents)}") from None
+
+    # ---- episode -----------------------------------------------------------------------
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        """Start an episode; the same ``seed`` gives the same episode on the same backend."""
+        if seed is not None:
+            self._np_random = np.random.default_rng(seed)
+        backend_seed = int(self._np_random.integers(2**31))
+        starts = sample_starts(self.world, self._np_random)
+        self.task.reset(self._np_random, starts)
+        self.backend.reset(backend_seed, starts[None])
+        self.agents = list(self.possible_agents)
+        self.num_steps = 0
+        self.snapshot = self._snapshot()
+        obs = self.task.observe(self.snapshot)
+        observations = {a: obs[i] for i, a in enumerate(self.agents)}
+        infos = {a: {} for a in self.agents}
+        return observations, infos
+
+    def step(self, actions: dict[str, Any]):
+        if not self.agents:
+            raise RuntimeError("the episode is over: call reset() before step()")
+        commands = np.zeros((self.backend.num_robots, 2))
+        for agent, action in actions.items():
+            i = self._agent_index(agent)
+            if agent not in self.agents:
+                continue  # finished robots stay parked
+            a = np.asarray(action, dtype=float).reshape(-1)
+            if a.shape != (2,):
+                raise CommandError(f"{agent}: an action is (v m/s, ω rad/s); got shape {np.shape(action)}")
+            if not np.all(np.isfinite(a)):
+                raise CommandError(f"{agent}: action {a.tolist()} is not finite")
+            commands[i] = a
+        self.backend.apply(commands[None])
+        self.backend.step(self.control_dt)
+        self.num_steps += 1
+        self.snapshot = self._snapshot()
+        rewards_all, arrived = self.task.step(self.snapshot)
+        obs = self.task.observe(self.snapshot)
+        truncate = self.num_steps >= self.max_steps
+        observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
+        for agent in self.agents:
+            i = self._index[agent]
+            observations[agent] = obs[i]
+            rewards[agent] = float(rewards_all[i])
+            terminations[agent] = bool(arrived[i])
+            truncations[agent] = bool(truncate and not arrived[i])
+            infos[agent] = {}
+        self.agents = [a for a in self.agents if not (terminations[a] or truncations[a])]
+        if not self.agents:
+            metrics = self.task.episode_metrics()
+            for agent in infos:
+                infos[agent]["episode"] = metrics
+        return observations, rewards, terminations, truncations, infos
+
+    def _snapshot(self) -> Snapshot:
+        states = self.backend.states()
+        lidar = self.backend.lidar()[0] if self.backend.capabilities.lidar else None
+        return Snapshot(
+            time_s=states.time_s,
+            poses=states.poses[0],
+            twists=states.twists[0],
+            lidar=lidar,
+            contacts=self.backend.contacts()[0],
+        )
+
+    def episode_metrics(self) -> dict[str, Any]:
+        """The task's metrics for the episode so far (final once ``agents`` is empty)."""
+        return self.task.episode_metrics()
+
+    def render(self):
+        """``rgb_array``: robot_0's camera image (needs ``sensors.camera`` in the world)."""
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
+            return None
+        return self.backend.render(0).rgb
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class SingleRobotEnv(gymnasium.Env):
+    """A one-robot world as a Gymnasium env (same observations, actions and rewards)."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, world: WorldSpec | str | Path, backend: str | Backend | None = None, render_mode=None):
+        self._env = MultiRobotEnv(world, backend, render_mode)
+        if len(self._env.possible_agents) != 1:
+            raise ValueError(
+                f"{self._env.world.source}: SingleRobotEnv needs a world with one robot; "
+                f"this one has {len(self._env.possible_agents)}"
+            )
+        self._agent = self._env.possible_agents[0]
+        self.observation_space = self._env.observation_space(self._agent)
+        self.action_space = self._env.action_space(self._agent)
+        self.render_mode = render_mode
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is None:
+            seed = int(self.np_random.integers(2**31))
+        obs, infos = self._env.reset(seed=seed, options=options)
+        return obs[self._agent], infos[self._agent]
+
+    def step(self, action):
+        obs, rew, term, trunc, info = self._env.step({self._agent: action})
+        a = self._agent
+        return obs[a], rew[a], term[a], trunc[a], info[a]
+
+    def render(self):
+        return self._env.render()
+
+    def close(self):
+        self._env.close()

@@ -1,0 +1,71 @@
+"""The ``sern`` command line end to end, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import NAVIGATION, REPO, write_world
+
+SERN = shutil.which("sern", path=str(Path(sys.executable).parent)) or "sern"
+
+
+def _sern(*args, cwd=REPO):
+    return subprocess.run([SERN, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_help_explains_itself():
+    top = _sern("--help")
+    assert top.returncode == 0
+    assert "run" in top.stdout and "check" in top.stdout
+    run = _sern("run", "--help")
+    assert run.returncode == 0
+    for flag in ("--policy", "--episodes", "--seed", "--out", "metrics.json", "trajectories.png"):
+        assert flag in run.stdout
+
+
+def test_run_writes_metrics_and_trajectories(tmp_path):
+    out = tmp_path / "run"
+    res = _sern("run", str(NAVIGATION), "--episodes", "1", "--seed", "5", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("episodes", "success_rate", "collision_rate", "spl", "robots", "per_episode"):
+        assert key in metrics
+    assert metrics["episodes"] == 1 and metrics["seeds"] == [5]
+    assert [r["robot"] for r in metrics["robots"]] == ["robot_0", "robot_1", "robot_2", "robot_3"]
+    assert len(metrics["per_episode"][0]["robots"]) == 4
+    assert 0.0 <= metrics["success_rate"] <= 1.0
+    png = (out / "trajectories.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    # The table on stdout agrees with the file.
+    assert f"success rate {metrics['success_rate']:.0%}" in res.stdout
+    assert "Traceback" not in res.stderr
+
+
+def test_run_by_world_name_from_anywhere(tmp_path):
+    res = _sern("run", "navigation", "--episodes", "1", "--policy", "idle", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    # idle never arrives: a finished run, success 0 %.
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["success_rate"] == 0.0
+
+
+def test_bad_inputs_exit_2_with_a_message_not_a_traceback(tmp_path, navigation_data):
+    navigation_data["robots"][0]["spawn"] = {"poses": [[0.0, 0.0, 0.0]]}
+    bad_world = write_world(tmp_path, navigation_data)
+    cases = [
+        (("run", str(bad_world)), "robots[0].spawn.poses[0]"),
+        (("run", str(tmp_path / "missing.yaml")), "no such file"),
+        (("run", str(NAVIGATION), "--policy", "greedy"), "unknown policy 'greedy'"),
+        (("run", str(NAVIGATION), "--episodes", "0"), "must be at least 1"),
+        (("run", str(NAVIGATION), "--backend", "gazebo"), "unknown backend 'gazebo'"),
+        (("fly",), "invalid choice"),
+    ]
+    for args, message in cases:
+        res = _sern(*args, "--out", str(tmp_path / "x")) if args[0] == "run" else _sern(*args)
+        assert res.returncode == 2, (args, res.stderr)
+        assert message in res.stderr, (args, res.stderr)
+        assert "Traceback" not in res.stderr
+    assert not (tmp_path / "x" / "metrics.json").exists()

@@ -1,0 +1,245 @@
+"""Typed world specification: what a world file may say, field by field.
+
+The models here check types, ranges and unknown keys. Checks that need the whole
+world (a start pose inside an obstacle, a goal outside the arena) live in
+``worlds.checks``. The file format is documented in ``worlds/FORMAT.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from worlds.robots import Limits, RobotModel, robot_model
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+Vec2 = tuple[float, float]
+Pose2 = tuple[float, float, float]  # x (m), y (m), yaw (deg)
+
+BACKENDS = ("pybullet", "kinematic", "unity")
+
+
+class Spec(BaseModel):
+    """Base of every spec: immutable, strict types, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Region(Spec):
+    """An axis-aligned rectangle in the map frame."""
+
+    min: Vec2
+    max: Vec2
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Region:
+        if self.min[0] >= self.max[0] or self.min[1] >= self.max[1]:
+            raise ValueError(f"min {list(self.min)} must be below max {list(self.max)} on x and y")
+        return self
+
+
+class Arena(Spec):
+    """A flat floor centred on the map origin, walled on four sides."""
+
+    size_m: tuple[PositiveFloat, PositiveFloat]
+    walls: bool = True
+    wall_height_m: PositiveFloat = 1.0
+    wall_thickness_m: PositiveFloat = 0.2
+
+    @property
+    def half_extents(self) -> tuple[float, float]:
+        return 0.5 * self.size_m[0], 0.5 * self.size_m[1]
+
+
+class BoxObstacle(Spec):
+    type: Literal["box"]
+    position: Vec2
+    size_m: tuple[PositiveFloat, PositiveFloat]
+    yaw_deg: float = 0.0
+    height_m: PositiveFloat = 1.0
+
+
+class CylinderObstacle(Spec):
+    type: Literal["cylinder"]
+    position: Vec2
+    radius_m: PositiveFloat
+    height_m: PositiveFloat = 1.0
+
+
+Obstacle = Annotated[BoxObstacle | CylinderObstacle, Field(discriminator="type")]
+
+
+class Placement(Spec):
+    """Where things go: explicit poses, or a region sampled under the world's seed.
+
+    For robots a pose is ``[x, y, yaw_deg]``; for goals ``[x, y]`` (extra values ignored
+    is not allowed: a goal with a yaw is an error). With ``region``, ``yaw_deg`` fixes the
+    heading of every sample; without it headings are random.
+    """
+
+    poses: list[tuple[float, ...]] | None = None
+    region: Region | None = None
+    yaw_deg: float | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Placement:
+        if (self.poses is None) == (self.region is None):
+            raise ValueError("give exactly one of 'poses' or 'region'")
+        if self.poses is not None and self.yaw_deg is not None:
+            raise ValueError("'yaw_deg' applies to 'region' only; put yaws in the poses")
+        return self
+
+
+class LimitsSpec(Spec):
+    """Overrides of a robot model's default limits (any subset)."""
+
+    max_linear_speed_mps: PositiveFloat | None = None
+    max_angular_speed_radps: PositiveFloat | None = None
+    max_linear_accel_mps2: PositiveFloat | None = None
+    max_angular_accel_radps2: PositiveFloat | None = None
+    min_linear_speed_mps: Annotated[float, Field(le=0)] | None = None
+
+
+class RobotGroup(Spec):
+    """``count`` robots of one model, placed by ``spawn``."""
+
+    model: str
+    count: PositiveInt
+    spawn: Placement
+    limits: LimitsSpec = LimitsSpec()
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        robot_model(name)  # ValueError lists the valid names
+        return name
+
+
+class Lidar(Spec):
+    """A planar lidar at the robot's centre, ``height_m`` above the ground."""
+
+    beams: PositiveInt = 180
+    fov_deg: Annotated[float, Field(gt=0, le=360)] = 360.0
+    range_min_m: NonNegativeFloat = 0.1
+    range_max_m: PositiveFloat = 10.0
+    height_m: PositiveFloat = 0.2
+    noise_std_m: NonNegativeFloat = 0.0
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Lidar:
+        if self.range_min_m >= self.range_max_m:
+            raise ValueError(f"range_min_m ({self.range_min_m}) must be below range_max_m ({self.range_max_m})")
+        return self
+
+    def angles(self) -> np.ndarray:
+        """Body-frame beam angles (rad), counter-clockwise from the first beam.
+
+        A full circle has no duplicate beam at +180°; a partial fan spans both edges.
+        """
+        fov = math.radians(self.fov_deg)
+        if self.fov_deg >= 360:
+            return -math.pi + fov * np.arange(self.beams) / self.beams
+        if self.beams == 1:
+            return np.zeros(1)
+        return np.linspace(-fov / 2, fov / 2, self.beams)
+
+
+class Camera(Spec):
+    """A forward-looking pinhole camera (RGB, depth, segmentation)."""
+
+    width: Annotated[int, Field(gt=0, le=4096)] = 84
+    height: Annotated[int, Field(gt=0, le=4096)] = 84
+    fov_deg: Annotated[float, Field(gt=0, lt=180)] = 90.0
+    near_m: PositiveFloat = 0.05
+    far_m: PositiveFloat = 20.0
+    rate_hz: PositiveFloat = 10.0
+
+    @model_validator(mode="after")
+    def _clip(self) -> Camera:
+        if self.near_m >= self.far_m:
+            raise ValueError(f"near_m ({self.near_m}) must be below far_m ({self.far_m})")
+        return self
+
+
+class Sensors(Spec):
+    lidar: Lidar = Lidar()
+    camera: Camera | None = None
+
+
+class Task(Spec):
+    """The task's name and its parameters (validated by the task, see ``worlds.tasks``)."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorldSpec(Spec):
+    """A whole world: arena, obstacles, robots, sensors, task, backend and rates."""
+
+    name: str
+    description: str = ""
+    backend: Literal["pybullet", "kinematic", "unity"] = "pybullet"
+    physics_rate_hz: PositiveInt = 240
+    control_rate_hz: PositiveInt = 20
+    seed: int = 0
+    arena: Arena
+    obstacles: list[Obstacle] = Field(default_factory=list)
+    robots: Annotated[list[RobotGroup], Field(min_length=1)]
+    sensors: Sensors = Sensors()
+    task: Task
+    source: str = Field(default="<memory>", exclude=True)
+
+    @property
+    def control_dt(self) -> float:
+        return 1.0 / self.control_rate_hz
+
+    @property
+    def physics_steps_per_control(self) -> int:
+        return self.physics_rate_hz // self.control_rate_hz
+
+    def robot_entries(self) -> list[RobotEntry]:
+        """One entry per robot, in index order (``robot_0`` first)."""
+        out: list[RobotEntry] = []
+        for g, group in enumerate(self.robots):
+            model = robot_model(group.model)
+            overrides = group.limits.model_dump(exclude_none=True)
+            limits = Limits(**{**model.limits.__dict__, **overrides})
+            for k in range(group.count):
+                out.append(RobotEntry(len(out), g, k, model, limits))
+        return out
+
+    @property
+    def num_robots(self) -> int:
+        return sum(g.count for g in self.robots)
+
+    def to_data(self) -> dict[str, Any]:
+        """The world as plain data (what its YAML would parse to), for edits in code."""
+        return self.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class RobotEntry:
+    """One robot of a world, with its model and effective limits."""
+
+    index: int
+    group: int
+    index_in_group: int
+    model: RobotModel
+    limits: Limits
+
+    @property
+    def name(self) -> str:
+        """The agent name and ROS namespace: ``robot_<index>``."""
+        return f"robot_{self.index}"
+
+
+def source_path(spec: WorldSpec) -> Path | None:
+    """The file a spec was loaded from, if any."""
+    return None if spec.source.startswith("<") else Path(spec.source)
