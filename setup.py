@@ -32,6 +32,11 @@ setup(
     entry_points={
         "console_scripts": [
             "sern = sern.cli:main",
+            "sim_node = ros_nodes.sim_node:main",
+            "robot_stand_in = ros_nodes.robot_stand_in:main",
+            "twin_bridge = ros_nodes.twin_bridge:main",
+            "policy_node = ros_nodes.policy_node:main",
+            "recorder = ros_nodes.recorder:main",
         ],
     },
 )

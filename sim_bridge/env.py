@@ -18,8 +18,8 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from sim_bridge.backends import Backend, CommandError, Dynamics, make_backend
+from sim_bridge.episode import draw_episode
 from worlds import WorldSpec, load_world, make_task
-from worlds.layout import sample_starts
 from worlds.tasks import Snapshot
 
 
@@ -79,10 +79,8 @@ class MultiRobotEnv(ParallelEnv):
         """Start an episode; the same ``seed`` gives the same episode on the same backend."""
         if seed is not None:
             self._np_random = np.random.default_rng(seed)
-        backend_seed = int(self._np_random.integers(2**31))
-        starts = sample_starts(self.world, self._np_random)
-        self.task.reset(self._np_random, starts)
-        self.backend.reset(backend_seed, starts[None])
+        episode = draw_episode(self.world, self.task, self._np_random, seed)
+        self.backend.reset(episode.backend_seed, episode.starts[None])
         self.agents = list(self.possible_agents)
         self.num_steps = 0
         self.snapshot = self._snapshot()

@@ -191,6 +191,13 @@ class TwinSync:
             self._published.popleft()
         return self._twin.copy()
 
+    def note_published(self, state: TwinState) -> None:
+        """Record a twin pose published by other means (e.g. a naive bridge), so the
+        twin-error statistics cover it too."""
+        self._published.append(state.copy())
+        while self._published and self._published[0].t < state.t - self.config.history_s:
+            self._published.popleft()
+
     def measurement_age_s(self, t_local: float) -> float:
         """How long ago (local clock) the newest measurement was taken."""
         return math.inf if self._anchor is None else t_local - self._anchor.t

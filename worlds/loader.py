@@ -99,6 +99,21 @@ def load_world_data(data: dict, source: str = "<data>", lines: _LineFinder | Non
     return world
 
 
+def with_robot_count(world: WorldSpec, count: int) -> WorldSpec:
+    """``world`` with ``count`` robots in its first robot group (others unchanged); 0 keeps it."""
+    if count == 0 or count == world.robots[0].count:
+        return world
+    data = world.to_data()
+    data["robots"][0]["count"] = count
+    source = f"{world.source} (robots[0].count = {count})"
+    if world.robots[0].spawn.poses is not None:
+        raise WorldFileError(
+            source,
+            [Problem("robots[0].spawn", "places robots at explicit poses; use a spawn region to change the count")],
+        )
+    return load_world_data(data, source)
+
+
 def make_task(world: WorldSpec) -> Task:
     """Build the task a (validated) world asks for."""
     problems, task = _validated_task(world, None, None)

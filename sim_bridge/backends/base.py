@@ -110,6 +110,11 @@ class Backend(ABC):
     def contacts(self) -> np.ndarray:
         """``(B, N)`` bool: the robot touches an obstacle, a wall or another robot."""
 
+    def set_states(self, poses: np.ndarray, twists: np.ndarray | None = None) -> None:
+        """Place robots at ``poses`` ``(B, N, 3)`` with body ``twists`` ``(B, N, 3)`` (default
+        at rest), e.g. to put virtual twins where their physical robots are."""
+        raise NotImplementedError(f"the {self.name} backend cannot place robots")
+
     def render(self, robot: int, world: int = 0) -> CameraFrame:
         """The world's camera on robot ``robot``."""
         raise NotImplementedError(f"the {self.name} backend has no cameras")

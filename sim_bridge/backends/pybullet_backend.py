@@ -319,6 +319,22 @@ class PyBulletBackend(Backend):
                 physicsClientId=cid,
             )
 
+    def set_states(self, poses: np.ndarray, twists: np.ndarray | None = None) -> None:
+        self._require_built()
+        poses = np.asarray(poses, dtype=float).reshape(self.num_robots, 3)
+        twists = np.zeros_like(poses) if twists is None else np.asarray(twists, dtype=float).reshape(-1, 3)
+        if not (np.isfinite(poses).all() and np.isfinite(twists).all()):
+            raise ValueError("poses and twists must be finite")
+        p, cid = self._p, self._cid
+        for body, (x, y, yaw), (vx, vy, wz) in zip(self._bodies, poses, twists, strict=True):
+            z = p.getBasePositionAndOrientation(body.uid, physicsClientId=cid)[0][2]
+            p.resetBasePositionAndOrientation(
+                body.uid, [x, y, z], p.getQuaternionFromEuler([0, 0, yaw]), physicsClientId=cid
+            )
+            c, s = math.cos(yaw), math.sin(yaw)
+            p.resetBaseVelocity(body.uid, [c * vx - s * vy, s * vx + c * vy, 0.0], [0, 0, wz], physicsClientId=cid)
+        self._lidar_cache = None
+
     # ---- reading -----------------------------------------------------------------------
     def states(self) -> RobotStates:
         self._require_built()

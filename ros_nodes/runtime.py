@@ -1,0 +1,76 @@
+"""Running a node as a console script: init, build, spin, clean shutdown, exit codes.
+
+SIGINT and SIGTERM end the spin through Python (not rclpy's own handlers), so a node
+still has a live context in ``on_shutdown`` and can, for instance, command its robots to
+stop before it exits. Bad parameters or a bad world file print one message and exit 2.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+from ros_nodes.params import ParameterError
+from worlds import WorldFileError
+
+EXIT_USAGE = 2
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum, frame):
+    raise _Stop()
+
+
+def run_node(factory: Callable[[], Node], args: list[str] | None = None, name: str = "node") -> int:
+    """Build the node with ``factory`` and spin it until SIGINT/SIGTERM; returns an exit code."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    node = None
+    code = 0
+    try:
+        try:
+            node = factory()
+        except (ParameterError, WorldFileError) as err:
+            print(f"[{name}] error: {err}", file=sys.stderr, flush=True)
+            return EXIT_USAGE
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        try:
+            executor.spin()
+        except (_Stop, KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            on_shutdown = getattr(node, "on_shutdown", None)
+            if on_shutdown is not None:
+                try:
+                    on_shutdown()
+                except Exception as err:
+                    print(f"[{name}] error while stopping: {err}", file=sys.stderr, flush=True)
+            executor.shutdown(timeout_sec=1.0)
+    except _Stop:
+        code = 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+def main_for(factory: Callable[[], Node], name: str) -> Callable[[list[str] | None], None]:
+    """A console-script ``main`` for a node class."""
+
+    def main(args: list[str] | None = None) -> None:
+        sys.exit(run_node(factory, args, name))
+
+    return main
