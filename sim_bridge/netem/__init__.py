@@ -1,0 +1,1 @@
+"""Emulated network links (delay, jitter, loss, rate, outages) on real packets."""
