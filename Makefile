@@ -1,4 +1,4 @@
-# make demo: set up .venv (once) and run the main job headless.
+# make demo: set up .venv (once), then run the twin demo headless (robots, twins, bridge, policy).
 # make test: set up .venv (once), lint, and run the whole test suite.
 PYTHON ?= python3
 VENV := .venv
@@ -16,7 +16,7 @@ $(STAMP): requirements.txt setup.py setup.cfg package.xml
 	touch $@
 
 demo: setup
-	$(BIN)/sern run worlds/navigation.yaml --episodes 3 --seed 0 --out runs/demo
+	$(BIN)/sern demo --world navigation --seconds 60 --out runs/demo
 
 test: setup lint
 	$(BIN)/python -m pytest -n 2
@@ -31,6 +31,7 @@ format: setup
 
 bench: setup
 	$(BIN)/python benchmarks/backend_overhead.py
+	$(BIN)/python benchmarks/twin_sync.py
 
 clean:
 	rm -rf $(VENV) build install log runs *.egg-info

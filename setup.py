@@ -37,6 +37,7 @@ setup(
             "twin_bridge = ros_nodes.twin_bridge:main",
             "policy_node = ros_nodes.policy_node:main",
             "recorder = ros_nodes.recorder:main",
+            "twin_monitor = ros_nodes.twin_monitor:main",
         ],
     },
 )

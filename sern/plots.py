@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: never needs a display
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib import patches
 
 from worlds.spec import BoxObstacle, WorldSpec
@@ -67,6 +68,52 @@ def plot_trajectories(world: WorldSpec, episodes, path: Path, title: str = "", m
     axes.ravel()[0].legend(loc="upper left", fontsize=8)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_twin_trajectories(world: WorldSpec, odom: np.ndarray, twin: np.ndarray, goals: np.ndarray, path: Path) -> Path:
+    """Physical robots' paths (solid) and their twins' (dashed), with goals."""
+    hx, hy = world.arena.half_extents
+    fig, ax = plt.subplots(figsize=(9, 9 * hy / hx + 0.6))
+    draw_world(ax, world)
+    colours = plt.get_cmap("tab10")
+    for i in np.unique(odom[:, 2]).astype(int):
+        c = colours(i % 10)
+        phys = odom[odom[:, 2] == i]
+        phys = phys[np.argsort(phys[:, 1])]
+        tw = twin[twin[:, 2] == i]
+        tw = tw[np.argsort(tw[:, 1])]
+        ax.plot(phys[:, 3], phys[:, 4], "-", color=c, lw=2.2, label=f"robot_{i}")
+        if len(tw):
+            ax.plot(tw[:, 3], tw[:, 4], "--", color="k", lw=0.9, alpha=0.8, label="twins" if i == 0 else None)
+        if i < len(goals) and not np.isnan(goals[i]).any():
+            ax.plot(*goals[i], "*", color=c, ms=16, mec="k")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("physical robots (solid) and their twins (dashed)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_twin_error(errors, path: Path) -> Path:
+    """Twin position error over time, per robot (cm)."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    colours = plt.get_cmap("tab10")
+    t0 = errors.t.min() if len(errors.t) else 0.0
+    for i in np.unique(errors.robot).astype(int):
+        mine = errors.robot == i
+        ax.plot(errors.t[mine] - t0, errors.position_m[mine] * 100.0, lw=0.8, color=colours(i % 10), label=f"robot_{i}")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("twin position error (cm)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

@@ -248,6 +248,10 @@ class TwinSync:
             v0, w0 = s.v, s.w
             s.v += dv
             s.w += dw
+            if tv == 0.0 and abs(s.v) < 1e-4:
+                s.v = 0.0  # a first-order lag never quite arrives: call it stopped
+            if tw == 0.0 and abs(s.w) < 1e-4:
+                s.w = 0.0
             v_mid, w_mid = 0.5 * (v0 + s.v), 0.5 * (w0 + s.w)
             yaw_mid = s.yaw + 0.5 * w_mid * h
             s.x += v_mid * math.cos(yaw_mid) * h

@@ -23,6 +23,7 @@ side accepts the datagram. Only UDP over IPv4 (what DDS uses) is carried reliabl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import json
 import os
@@ -182,10 +183,8 @@ class Relay:
         except (ValueError, TypeError) as err:
             reply = {"ok": False, "error": str(err)}
         if peer:
-            try:
+            with contextlib.suppress(OSError):
                 control.sendto(json.dumps(reply).encode(), peer)
-            except OSError:
-                pass
 
     def stop(self, *_) -> None:
         self._stop = True
