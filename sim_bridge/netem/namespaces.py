@@ -102,6 +102,14 @@ class EmulatedLink:
                 _ip("-n", self.ns[site], "link", "set", "lo", "up")
                 _ip("-n", self.ns[site], "route", "add", "224.0.0.0/4", "dev", inside)
                 _ip("-n", self.ns["link"], "link", "set", outside, "up")
+                # Finished, MTU-sized frames only (see sim_bridge.netem.offload).
+                for ns, ifname in ((self.ns[site], inside), (self.ns["link"], outside)):
+                    subprocess.run(
+                        ["ip", "netns", "exec", ns, sys.executable, "-m", "sim_bridge.netem.offload", ifname],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    )
             self._relay = subprocess.Popen(
                 [
                     "ip",
