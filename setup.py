@@ -38,6 +38,7 @@ setup(
             "policy_node = ros_nodes.policy_node:main",
             "recorder = ros_nodes.recorder:main",
             "twin_monitor = ros_nodes.twin_monitor:main",
+            "site_link = ros_nodes.site_link:main",
         ],
     },
 )

@@ -42,7 +42,12 @@ def make_executor():
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None, name: str = "node") -> int:
     """Build the node with ``factory`` and spin it until SIGINT/SIGTERM; returns an exit code."""
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    except Exception as err:
+        reason = str(err).split("Error:")[0].strip().removeprefix("failed to initialize rcl: ")
+        print(f"[{name}] error: bad command-line ROS arguments: {reason}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = None
     code = 0

@@ -23,8 +23,8 @@ class Problem:
         return f"{where}: {self.key}: {self.reason}" if self.key else f"{where}: {self.reason}"
 
 
-class WorldFileError(ValueError):
-    """A world file that cannot be used. ``str(err)`` is a message for a person."""
+class SpecFileError(ValueError):
+    """A specification file that cannot be used. ``str(err)`` is a message for a person."""
 
     def __init__(self, source: str | Path, problems: list[Problem]):
         self.source = str(source)
@@ -33,8 +33,12 @@ class WorldFileError(ValueError):
         if len(lines) > 1:
             text = f"{self.source}: {len(lines)} problems\n  " + "\n  ".join(lines)
         else:
-            text = lines[0] if lines else f"{self.source}: invalid world file"
+            text = lines[0] if lines else f"{self.source}: invalid file"
         super().__init__(text)
+
+
+class WorldFileError(SpecFileError):
+    """A world file that cannot be used."""
 
 
 def key_path(loc: tuple[str | int, ...]) -> str:

@@ -1,0 +1,114 @@
+"""Image encodings for the site link (OpenCV): JPEG, PNG, WebP, or raw pixels, each
+optionally downscaled. Works on ``(H, W, 3)`` RGB or ``(H, W)`` mono uint8 arrays."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from sim_bridge.link.wire import Codec
+
+_EXT = {Codec.JPEG: ".jpg", Codec.PNG: ".png", Codec.WEBP: ".webp"}
+
+
+@dataclass(frozen=True)
+class ImageEncoding:
+    """One way to send an image: codec, quality (0–100; PNG: ignored), scale (0–1]."""
+
+    codec: Codec
+    quality: int = 80
+    scale: float = 1.0
+
+    def label(self) -> str:
+        name = {Codec.JPEG: "jpeg", Codec.PNG: "png", Codec.WEBP: "webp", Codec.RAW_SCALED: "raw", Codec.CDR: "raw"}[
+            self.codec
+        ]
+        q = f"q{self.quality}" if self.codec in (Codec.JPEG, Codec.WEBP) else ""
+        s = f"@{self.scale:g}" if self.scale != 1.0 else ""
+        return f"{name}{q}{s}"
+
+
+def encode(image: np.ndarray, enc: ImageEncoding) -> bytes:
+    """Encode an RGB (or mono) image; the receiver gets it back at the scaled size."""
+    img = image
+    if enc.scale != 1.0:
+        h, w = image.shape[:2]
+        size = (max(1, round(w * enc.scale)), max(1, round(h * enc.scale)))
+        img = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    if enc.codec in (Codec.RAW_SCALED, Codec.CDR):
+        h, w = img.shape[:2]
+        channels = 1 if img.ndim == 2 else img.shape[2]
+        return np.array([h, w, channels], dtype="<u2").tobytes() + np.ascontiguousarray(img).tobytes()
+    bgr = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    params: list[int] = []
+    if enc.codec == Codec.JPEG:
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(enc.quality)]
+    elif enc.codec == Codec.WEBP:
+        params = [cv2.IMWRITE_WEBP_QUALITY, int(enc.quality)]
+    elif enc.codec == Codec.PNG:
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    ok, buf = cv2.imencode(_EXT[enc.codec], bgr, params)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode the image as {enc.label()}")
+    return buf.tobytes()
+
+
+def decode(data: bytes, codec: Codec) -> np.ndarray:
+    """The image back as RGB (or mono) uint8."""
+    if codec in (Codec.RAW_SCALED, Codec.CDR):
+        h, w, c = np.frombuffer(data[:6], dtype="<u2")
+        pixels = np.frombuffer(data[6:], dtype=np.uint8)
+        return pixels.reshape((h, w) if c == 1 else (h, w, c))
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"not a decodable {codec.name} image")
+    return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class EncodingCost:
+    bytes: float
+    encode_s: float
+    decode_s: float
+
+
+def measure(image: np.ndarray, enc: ImageEncoding, repeats: int = 3) -> EncodingCost:
+    """Size and CPU time of an encoding on a real frame (min of ``repeats``)."""
+    best_e = best_d = float("inf")
+    data = b""
+    for _ in range(repeats):
+        t = time.perf_counter()
+        data = encode(image, enc)
+        best_e = min(best_e, time.perf_counter() - t)
+        t = time.perf_counter()
+        decode(data, enc.codec if enc.codec != Codec.CDR else Codec.RAW_SCALED)
+        best_d = min(best_d, time.perf_counter() - t)
+    return EncodingCost(len(data), best_e, best_d)
+
+
+def fidelity(original: np.ndarray, data: bytes, codec: Codec) -> float:
+    """How much of the picture survives an encoding, in [0, 1]: PSNR of the decoded image
+    (scaled back to full size) mapped linearly from 20 dB (0) to 45 dB (1); lossless = 1."""
+    restored = decode(data, codec)
+    if restored.shape[:2] != original.shape[:2]:
+        restored = cv2.resize(restored, (original.shape[1], original.shape[0]), interpolation=cv2.INTER_LINEAR)
+    mse = float(np.mean((restored.astype(np.float32) - original.astype(np.float32)) ** 2))
+    if mse == 0.0:
+        return 1.0
+    psnr = 10.0 * np.log10(255.0**2 / mse)
+    return float(np.clip((psnr - 20.0) / 20.0, 0.0, 1.0))
+
+
+def profile_encodings(frame: np.ndarray, encodings) -> dict:
+    """Measure every encoding on a real frame: size, CPU time, fidelity."""
+    from sim_bridge.link.mmcf import EncodingProfile
+
+    out = {}
+    for enc in encodings:
+        cost = measure(frame, enc)
+        data = encode(frame, enc)
+        out[enc] = EncodingProfile(cost.bytes, cost.encode_s, cost.decode_s, fidelity(frame, data, enc.codec))
+    return out
