@@ -154,14 +154,16 @@ def test_shipped_launch_files_expand_with_their_defaults():
         "sim_launch.yaml": ["sim_node", "policy_node"],
         "twin_launch.yaml": ["robot_stand_in", "twin_bridge", "twin_sim", "policy_node"],
         "hil_launch.yaml": ["twin_bridge", "twin_sim", "policy_node"],
+        "site_link_launch.yaml": ["site_link"],
     }
     shipped = {p.name for p in (REPO / "launch").glob("*_launch.yaml")}
     assert shipped == set(expected)
+    required = {"site_link_launch.yaml": {"site": "robot"}}
     for name, nodes in expected.items():
-        procs = LaunchDescription(REPO / "launch" / name).processes({})
+        procs = LaunchDescription(REPO / "launch" / name).processes(required.get(name, {}))
         assert [p.node_name for p in procs] == nodes, name
         for p in procs:
-            assert p.parameters.get("world") == "navigation"
+            assert p.parameters.get("world", "navigation") == "navigation"
     sim = LaunchDescription(REPO / "launch" / "sim_launch.yaml").processes({"policy": "none", "record": "/tmp/x.mcap"})
     assert [p.node_name for p in sim] == ["sim_node", "recorder"]
     hil = LaunchDescription(REPO / "launch" / "hil_launch.yaml").processes({"odom_topic": "/husky/odom"})

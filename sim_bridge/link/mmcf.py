@@ -142,7 +142,7 @@ PROFILES: dict[str, Weights] = {
     # A hostile or lossy link: getting through matters most, bandwidth is there to be spent.
     "contested": Weights(latency=1.0, reliability=3.0, compute=0.2, bandwidth=0.3),
     # A thin pipe: every bit counts, images give way first.
-    "bandwidth_starved": Weights(latency=0.7, reliability=1.0, compute=0.2, bandwidth=3.0),
+    "bandwidth_starved": Weights(latency=0.7, reliability=1.0, compute=0.2, bandwidth=20.0),
 }
 
 
