@@ -19,6 +19,7 @@ from sim_bridge.link.mmcf import (
     Stream,
     StreamConfig,
     TopicClass,
+    bandwidth_bps,
     optimise,
     predict,
     static_plain_ros,
@@ -165,11 +166,12 @@ def test_lossy_link_sends_control_best_effort_with_redundancy_and_compresses_ima
         cam = _choice(plan, f"/robot_{i}/camera/image_raw")
         assert cam.encoding.codec != wire.Codec.RAW_SCALED or cam.encoding.scale < 1.0
     # and that beats the plain configuration's predicted control latency by far
-    odom = fleet(encodings)[0]
+    odom, *others = fleet(encodings)
     load = Load()
-    for s in fleet(encodings):
-        load.add(5, 0.0, True)
+    for s in others:  # everyone else plain too: reliable, raw, same priority
+        load.add(5, bandwidth_bps(s, static_plain_ros(s)), True)
     plain = predict(odom, static_plain_ros(odom), link, load, PROFILES["nominal"])
+    assert plain.latency_s > 1.0  # raw cameras swamp 4.5 Mbit/s
     assert plan.choices["/robot_0/odom"].prediction.latency_s < plain.latency_s
 
 
