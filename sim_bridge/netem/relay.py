@@ -15,9 +15,9 @@ It runs as root, ``ip netns exec LINK_NS python -m sim_bridge.netem.relay IF_A I
 takes new settings as JSON lines on a Unix datagram socket (``--control PATH``), e.g.
 ``{"delay_ms": 100, "jitter_ms": 20, "loss": 0.05}`` or ``{"down": true}``.
 
-IPv4/UDP checksums: veth hands packet sockets frames whose UDP checksum was left to
-hardware offload; the relay clears it (checksum 0 is valid for UDP over IPv4), so the far
-side accepts the datagram. Only UDP over IPv4 (what DDS uses) is carried reliably.
+Checksums: the sites' veths have their checksum and segmentation offloads switched off
+(``sim_bridge.netem.offload``), so frames arrive complete and TCP crosses as well as UDP.
+As a second guard the relay clears IPv4 UDP checksums (0 is valid for UDP over IPv4).
 """
 
 from __future__ import annotations
