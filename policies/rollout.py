@@ -28,11 +28,11 @@ def run_episode(
     """Run one episode from ``env.reset(seed=seed)`` until every agent is done."""
     observations, _ = env.reset(seed=seed)
     policy.reset(seed)
-    poses = [env.snapshot.poses.copy()]
+    poses = [env.snapshot.poses[0].copy()]
     while env.agents:
         actions = policy.act(observations)
         observations, _, _, _, _ = env.step(actions)
-        poses.append(env.snapshot.poses.copy())
+        poses.append(env.snapshot.poses[0].copy())
         if on_step is not None:
             on_step()
     return EpisodeResult(seed, env.episode_metrics(), np.stack(poses), env.task.drawables())

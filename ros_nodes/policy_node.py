@@ -147,9 +147,11 @@ class PolicyNode(Node):
         lidar = np.full((len(self.all), self.world.sensors.lidar.beams), np.inf)
         for i, ranges in self.scans.items():
             lidar[i] = ranges
-        self.task.goals = np.where(np.isnan(self.goals), 0.0, self.goals)
-        snap = Snapshot(t, poses, self.twists, lidar, np.zeros(len(self.all), dtype=bool))
-        obs = self.task.observe(snap)
+        self.task.goals = np.where(np.isnan(self.goals), 0.0, self.goals)[None]
+        snap = Snapshot(
+            np.array([t]), poses[None], self.twists[None], lidar[None], np.zeros((1, len(self.all)), dtype=bool)
+        )
+        obs = self.task.observe(snap)[0]
         actions = self.policy.act({self.all[i].name: obs[i] for i in ready})
         for i in ready:
             v, w = (float(a) for a in actions[self.all[i].name])

@@ -26,8 +26,17 @@ class _Stop(Exception):
     pass
 
 
-def _raise_stop(signum, frame):
-    raise _Stop()
+_stop_requested = {"signal": None}
+
+
+def _request_stop(signum, frame):
+    # Only a flag: raising here could land inside a C++ callback dispatch (events executor).
+    _stop_requested["signal"] = signum
+
+
+def request_stop() -> None:
+    """Ask the running node's spin to end (as SIGINT would), e.g. when its job is done."""
+    _stop_requested["signal"] = signal.SIGINT
 
 
 def make_executor():
@@ -48,7 +57,8 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, name: s
         reason = str(err).split("Error:")[0].strip().removeprefix("failed to initialize rcl: ")
         print(f"[{name}] error: bad command-line ROS arguments: {reason}", file=sys.stderr, flush=True)
         return EXIT_USAGE
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    _stop_requested["signal"] = None
+    previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = None
     code = 0
     try:
@@ -60,7 +70,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, name: s
         executor = make_executor()
         executor.add_node(node)
         try:
-            while True:
+            while _stop_requested["signal"] is None:
                 executor.spin_once(timeout_sec=0.1)
         except (_Stop, KeyboardInterrupt, ExternalShutdownException):
             pass

@@ -115,6 +115,8 @@ class InStream:
     latencies: list[float] = field(default_factory=list)
     packets: int = 1
     latest: bytes | None = None
+    keep_latest: bool = False  # control/state: hand the latest value to late subscribers
+    unheard: bool = False  # the latest value was published with nobody subscribed
 
 
 def _qos(latched: bool, reliable: bool = True) -> QoSProfile:
@@ -212,6 +214,7 @@ class SiteLink(Node):
         self.create_timer(p.discovery_period_s, self._discover)
         self.create_timer(p.plan_period_s, self._plan)
         self.create_timer(1.0, self._report_and_diagnose)
+        self.create_timer(0.1, self._deliver_unheard)
         self._discover()
         mode = f"adaptive (MMCF, profile {p.profile or self.link_config.profile})" if p.adaptive else "static plain ROS"
         self.get_logger().info(
@@ -353,6 +356,7 @@ class SiteLink(Node):
             self.get_logger().warning(f"{topic}: cannot decode ({err})", throttle_duration_sec=5.0)
             return
         stream.latest = data
+        stream.unheard = stream.keep_latest and stream.publisher.get_subscription_count() == 0
         stream.publisher.publish(data)
 
     def _incoming_stream(self, topic: str, type_name: str) -> InStream | None:
@@ -370,6 +374,7 @@ class SiteLink(Node):
                 return self.incoming[topic]
             publisher = self.create_publisher(msg_class, topic, _qos(rule.latched, True))
             stream = InStream(topic, type_name, publisher)
+            stream.keep_latest = rule.topic_class in (TopicClass.CONTROL, TopicClass.STATE)
             self.incoming[topic] = stream
         self.get_logger().info(f"publishing {topic} ({type_name}) from {self.other}")
         return stream
@@ -389,6 +394,14 @@ class SiteLink(Node):
         msg.step = msg.width * (1 if frame.ndim == 2 else 3)
         msg.data = np.ascontiguousarray(frame).tobytes()
         return serialize_message(msg)
+
+    def _deliver_unheard(self) -> None:
+        """A control value that arrived before anyone here subscribed is not lost: it is
+        published again as soon as a subscriber appears."""
+        for stream in list(self.incoming.values()):
+            if stream.unheard and stream.latest is not None and stream.publisher.get_subscription_count() > 0:
+                stream.unheard = False
+                stream.publisher.publish(stream.latest)
 
     # ---- link monitoring -----------------------------------------------------------------
     def _probe(self) -> None:

@@ -26,7 +26,7 @@ from rclpy.node import Node
 from ros_nodes import conversions as conv
 from ros_nodes.common import COMMAND_PUB_QOS, GOAL_QOS, STATE_QOS, load_world_param
 from ros_nodes.params import Param, ParameterError, declare_params, non_negative, one_of
-from ros_nodes.runtime import main_for
+from ros_nodes.runtime import main_for, request_stop
 
 PARAMS = [
     Param("world", "navigation", "world file (which robots exist)"),
@@ -93,7 +93,7 @@ class TwinMonitor(Node):
             pub.publish(conv.twist(*curve_command(t, r.index)))
 
     def _finish(self) -> None:
-        raise KeyboardInterrupt  # ends the spin; on_shutdown writes the file
+        request_stop()  # ends the spin; on_shutdown writes the file
 
     def on_shutdown(self) -> None:
         for pub in self.cmd_pubs:

@@ -84,7 +84,7 @@ class MultiRobotEnv(ParallelEnv):
         self.agents = list(self.possible_agents)
         self.num_steps = 0
         self.snapshot = self._snapshot()
-        obs = self.task.observe(self.snapshot)
+        obs = self.task.observe(self.snapshot)[0]
         observations = {a: obs[i] for i, a in enumerate(self.agents)}
         infos = {a: {} for a in self.agents}
         return observations, infos
@@ -107,8 +107,8 @@ class MultiRobotEnv(ParallelEnv):
         self.backend.step(self.control_dt)
         self.num_steps += 1
         self.snapshot = self._snapshot()
-        rewards_all, arrived = self.task.step(self.snapshot)
-        obs = self.task.observe(self.snapshot)
+        rewards_all, arrived = (a[0] for a in self.task.step(self.snapshot))
+        obs = self.task.observe(self.snapshot)[0]
         truncate = self.num_steps >= self.max_steps
         observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
         for agent in self.agents:
@@ -126,14 +126,15 @@ class MultiRobotEnv(ParallelEnv):
         return observations, rewards, terminations, truncations, infos
 
     def _snapshot(self) -> Snapshot:
+        """The world's state with its world axis (B = 1) kept, as tasks take it."""
         states = self.backend.states()
-        lidar = self.backend.lidar()[0] if self.backend.capabilities.lidar else None
+        lidar = self.backend.lidar()[:1] if self.backend.capabilities.lidar else None
         return Snapshot(
-            time_s=states.time_s,
-            poses=states.poses[0],
-            twists=states.twists[0],
+            time_s=np.array([states.time_s]),
+            poses=states.poses[:1],
+            twists=states.twists[:1],
             lidar=lidar,
-            contacts=self.backend.contacts()[0],
+            contacts=self.backend.contacts()[:1],
         )
 
     def episode_metrics(self) -> dict[str, Any]:

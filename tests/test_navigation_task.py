@@ -16,15 +16,21 @@ from worlds.tasks import TASKS, Snapshot
 
 
 def _snap(poses, twists=None, lidar=None, contacts=None, t=0.05):
+    """A one-world snapshot (world axis B = 1) from per-robot rows."""
     poses = np.asarray(poses, dtype=float)
     n = len(poses)
     return Snapshot(
-        time_s=t,
-        poses=poses,
-        twists=np.zeros((n, 3)) if twists is None else np.asarray(twists, dtype=float),
-        lidar=lidar,
-        contacts=np.zeros(n, dtype=bool) if contacts is None else np.asarray(contacts),
+        time_s=np.array([t]),
+        poses=poses[None],
+        twists=(np.zeros((n, 3)) if twists is None else np.asarray(twists, dtype=float))[None],
+        lidar=None if lidar is None else np.asarray(lidar)[None],
+        contacts=(np.zeros(n, dtype=bool) if contacts is None else np.asarray(contacts))[None],
     )
+
+
+def _one(pair):
+    """(rewards, arrived) of world 0."""
+    return tuple(a[0] for a in pair)
 
 
 def _two_robot_task():
@@ -32,13 +38,13 @@ def _two_robot_task():
     world = load_world_text(yaml.safe_dump(open_world(robots=robots)), source="t.yaml")
     task = make_task(world)
     starts = np.array([[0.0, 0.0, 0.0], [2.0, 2.0, 0.0]])
-    task.reset(np.random.default_rng(0), starts)
+    task.reset(np.random.default_rng(0), starts[None])
     return task, starts
 
 
 def test_goal_is_expressed_in_the_robot_frame():
     task, _ = _two_robot_task()  # goals (4, -3) and (4, -1)
-    obs = task.observe(_snap([[0.0, 0.0, math.pi / 2], [2.0, 2.0, 0.0]]))
+    obs = task.observe(_snap([[0.0, 0.0, math.pi / 2], [2.0, 2.0, 0.0]]))[0]
     s = task.observation_slices()
     # Facing +y, a goal at map (4, -3) is 3 m behind and 4 m to the right.
     np.testing.assert_allclose(obs[0, s["goal"]], [-3.0, -4.0, 5.0], atol=1e-5)
@@ -49,7 +55,7 @@ def test_neighbours_in_the_robot_frame_with_velocity():
     task, _ = _two_robot_task()
     # robot_1 is 2 m ahead-left of robot_0 (facing +x); it drives +y in the map at 0.5 m/s.
     twists = [[0.0, 0.0, 0.0], [0.5, 0.0, 0.0]]
-    obs = task.observe(_snap([[0.0, 0.0, 0.0], [2.0, 2.0, math.pi / 2]], twists))
+    obs = task.observe(_snap([[0.0, 0.0, 0.0], [2.0, 2.0, math.pi / 2]], twists))[0]
     nb = obs[0, task.observation_slices()["neighbours"]].reshape(-1, 5)
     np.testing.assert_allclose(nb[0], [2.0, 2.0, 0.0, 0.5, 1.0], atol=1e-5)
     np.testing.assert_allclose(nb[1:], 0.0)  # only one other robot: padding
@@ -60,7 +66,7 @@ def test_neighbours_in_the_robot_frame_with_velocity():
 
 def test_neighbours_beyond_the_radius_are_hidden():
     task, _ = _two_robot_task()
-    obs = task.observe(_snap([[-4.0, 0.0, 0.0], [4.0, 0.0, 0.0]]))  # 8 m apart, radius 5 m
+    obs = task.observe(_snap([[-4.0, 0.0, 0.0], [4.0, 0.0, 0.0]]))[0]  # 8 m apart, radius 5 m
     np.testing.assert_allclose(obs[:, task.observation_slices()["neighbours"]], 0.0)
 
 
@@ -68,7 +74,7 @@ def test_lidar_is_min_pooled_and_clipped():
     task, _ = _two_robot_task()
     lidar = np.full((2, 360), np.inf)
     lidar[0, 10] = 1.25  # one close return inside sector 1 (beams 10..19)
-    obs = task.observe(_snap([[0, 0, 0], [2, 2, 0]], lidar=lidar))
+    obs = task.observe(_snap([[0, 0, 0], [2, 2, 0]], lidar=lidar))[0]
     pooled = obs[0, task.observation_slices()["lidar"]]
     assert pooled.shape == (36,)
     assert pooled[1] == pytest.approx(1.25)
@@ -78,15 +84,15 @@ def test_lidar_is_min_pooled_and_clipped():
 def test_rewards_progress_collision_and_goal():
     task, _ = _two_robot_task()
     # robot_0 moves 1 m toward its goal (4, -3): along the unit vector (0.8, -0.6).
-    r, arrived = task.step(_snap([[0.8, -0.6, 0.0], [2.0, 2.0, 0.0]], contacts=[False, True]))
+    r, arrived = _one(task.step(_snap([[0.8, -0.6, 0.0], [2.0, 2.0, 0.0]], contacts=[False, True])))
     assert r[0] == pytest.approx(1.0 - 0.01, abs=1e-6)
     assert r[1] == pytest.approx(-5.0 - 0.01, abs=1e-6)  # new contact
-    r, _ = task.step(_snap([[0.8, -0.6, 0.0], [2.0, 2.0, 0.0]], contacts=[False, True], t=0.1))
+    r, _ = _one(task.step(_snap([[0.8, -0.6, 0.0], [2.0, 2.0, 0.0]], contacts=[False, True], t=0.1)))
     assert r[1] == pytest.approx(-0.01)  # the same contact is penalised once
-    r, arrived = task.step(_snap([[3.8, -2.9, 0.0], [2.0, 2.0, 0.0]], t=0.15))
+    r, arrived = _one(task.step(_snap([[3.8, -2.9, 0.0], [2.0, 2.0, 0.0]], t=0.15)))
     assert arrived[0] and not arrived[1]
     assert r[0] > 10.0
-    r, _ = task.step(_snap([[5.0, -2.9, 0.0], [2.0, 2.0, 0.0]], t=0.2))
+    r, _ = _one(task.step(_snap([[5.0, -2.9, 0.0], [2.0, 2.0, 0.0]], t=0.2)))
     assert r[0] == 0.0  # finished robots earn nothing more
     m = task.episode_metrics()
     assert m["robots"][0]["success"] and m["robots"][0]["time_to_goal_s"] == pytest.approx(0.15)

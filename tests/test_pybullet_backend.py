@@ -209,5 +209,5 @@ def test_motor_lag_and_slip_change_the_dynamics():
 def test_backend_registry_lists_names():
     from sim_bridge.backends import backend_class
 
-    with pytest.raises(ValueError, match="unknown backend 'gazebo'; available: pybullet"):
+    with pytest.raises(ValueError, match="unknown backend 'gazebo'; available: kinematic, pybullet"):
         backend_class("gazebo")

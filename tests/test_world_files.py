@@ -69,7 +69,7 @@ def test_unknown_obstacle_type_and_robot_model(tmp_path, navigation_data):
     err = _error(write_world(tmp_path, navigation_data))
     keys = [p.key for p in err.problems]
     assert "obstacles[1]" in keys and "robots[0].model" in keys
-    assert "'box', 'cylinder'" in str(err) and "box, husky" in str(err)
+    assert "'box', 'cylinder'" in str(err) and "box, disc, husky" in str(err)
 
 
 def test_start_inside_obstacle(tmp_path, navigation_data):

@@ -81,15 +81,17 @@ def with_robot_count(world: WorldSpec, count: int) -> WorldSpec:
     return load_world_data(data, source)
 
 
-def make_task(world: WorldSpec) -> Task:
-    """Build the task a (validated) world asks for."""
-    problems, task = _validated_task(world, None, None)
+def make_task(world: WorldSpec, num_worlds: int = 1) -> Task:
+    """Build the task a (validated) world asks for, for ``num_worlds`` worlds at once."""
+    problems, task = _validated_task(world, None, None, num_worlds)
     if problems:
         raise WorldFileError(world.source, problems)
     return task
 
 
-def _validated_task(world: WorldSpec, data: dict | None, lines: LineFinder | None) -> tuple[list[Problem], Task | None]:
+def _validated_task(
+    world: WorldSpec, data: dict | None, lines: LineFinder | None, num_worlds: int = 1
+) -> tuple[list[Problem], Task | None]:
     if world.task.name not in TASKS:
         return [
             Problem("task.name", f"unknown task {world.task.name!r}; choose one of: {', '.join(sorted(TASKS))}")
@@ -103,4 +105,4 @@ def _validated_task(world: WorldSpec, data: dict | None, lines: LineFinder | Non
     problems = cls.check(world, params)
     if problems:
         return problems, None
-    return [], cls(world, params)
+    return [], cls(world, params, num_worlds)

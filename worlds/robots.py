@@ -33,11 +33,19 @@ class RobotModel:
     track_m: float
     limits: Limits
     description: str
+    drive: str = "differential"  # differential: commands (v, ω); holonomic: (vx, vy) body frame
+    footprint: str = "rectangle"  # rectangle (length × width) or disc (diameter = length)
 
     @property
     def radius_m(self) -> float:
         """Radius of the circle that encloses the footprint (used for clearances)."""
+        if self.footprint == "disc":
+            return 0.5 * self.length_m
         return 0.5 * math.hypot(self.length_m, self.width_m)
+
+    @property
+    def holonomic(self) -> bool:
+        return self.drive == "holonomic"
 
 
 # Husky: Clearpath's dimensions, its husky_control limits (1 m/s, 2 rad/s, 3 m/s², 6 rad/s²).
@@ -64,7 +72,22 @@ BOX = RobotModel(
     description="light box-shaped differential-drive robot with two casters",
 )
 
-ROBOT_MODELS: dict[str, RobotModel] = {m.name: m for m in (HUSKY, BOX)}
+# A small holonomic disc for swarms (kinematic engine): commands are (vx, vy) in its own
+# frame; for it the "angular" limits bound the sideways component vy.
+DISC = RobotModel(
+    name="disc",
+    length_m=0.30,
+    width_m=0.30,
+    height_m=0.15,
+    wheel_radius_m=0.0,
+    track_m=0.0,
+    limits=Limits(1.0, 1.0, 2.0, 2.0, min_linear_speed_mps=-1.0),
+    description="small holonomic disc robot for swarm tasks (kinematic engine)",
+    drive="holonomic",
+    footprint="disc",
+)
+
+ROBOT_MODELS: dict[str, RobotModel] = {m.name: m for m in (HUSKY, BOX, DISC)}
 
 
 def robot_model(name: str) -> RobotModel:

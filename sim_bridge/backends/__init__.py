@@ -17,6 +17,7 @@ from worlds.spec import WorldSpec
 # name -> "module:Class"; a backend's engine is imported only when it is chosen.
 BACKENDS: dict[str, str] = {
     "pybullet": "sim_bridge.backends.pybullet_backend:PyBulletBackend",
+    "kinematic": "sim_bridge.backends.kinematic_backend:KinematicBackend",
 }
 
 

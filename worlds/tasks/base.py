@@ -1,15 +1,19 @@
 """The task interface: what robots observe, how they are rewarded, when they are done and
 what an episode measured. Tasks are pure numpy; a backend supplies the ``Snapshot``.
 
-To write a task, subclass ``Task`` and provide:
+Every array carries a leading world axis ``B`` (``num_worlds``; 1 for single-world envs),
+then the robot axis ``N``. To write a task, subclass ``Task`` and provide:
 
 - ``Params``: a ``worlds.spec.Spec`` model of the task's ``params`` in the world file;
 - ``check(world, params)``: problems that need the whole world (returns a list, may be empty);
 - ``observation_layout()``: names and sizes of the parts of one robot's observation;
-- ``reset(rng, starts)``: draw the episode (goals, items, ...) for robots at ``starts``;
-- ``observe(snap)``: the (N, obs_dim) float32 observations;
-- ``step(snap)``: (rewards (N,), terminated (N,)) after a control step, updating metrics;
-- ``episode_metrics()``: a JSON-able dict with at least ``success_rate`` and
+- ``observation_bounds()``: low and high bounds of one robot's observation;
+- ``reset(rng, starts, worlds)``: draw the episode (goals, items, ...) for the given worlds'
+  robots at ``starts`` ``(len(worlds), N, 3)``;
+- ``observe(snap)``: the ``(B, N, obs_dim)`` float32 observations;
+- ``step(snap)``: ``(rewards (B, N), terminated (B, N))`` after a control step, updating
+  the metrics; a terminated robot stays parked;
+- ``episode_metrics(world)``: a JSON-able dict with at least ``success_rate`` and
   ``collision_rate`` and a ``robots`` list.
 """
 
@@ -27,15 +31,16 @@ from worlds.spec import Spec, WorldSpec
 
 @dataclass
 class Snapshot:
-    """The state of one world after a control step, as a task sees it.
+    """The state of the worlds after a control step, as a task sees it.
 
-    Poses are map-frame ``x, y, yaw`` (m, m, rad; REP-103); twists are body-frame
-    ``vx, vy, wz`` (m/s, m/s, rad/s). ``lidar`` is (N, beams) ranges in metres, beam 0 at
-    ``-fov/2`` counter-clockwise, ``None`` when the world has no lidar.
-    ``contacts`` marks robots touching an obstacle, a wall or another robot.
+    Poses ``(B, N, 3)`` are map-frame ``x, y, yaw`` (m, m, rad; REP-103); twists ``(B, N, 3)``
+    are body-frame ``vx, vy, wz`` (m/s, m/s, rad/s). ``lidar`` is ``(B, N, beams)`` ranges
+    in metres (beam angles from ``Lidar.angles()``), ``None`` when the world has no lidar.
+    ``contacts`` ``(B, N)`` marks robots touching an obstacle, a wall or another robot.
+    ``time_s`` is each world's episode time ``(B,)``.
     """
 
-    time_s: float
+    time_s: np.ndarray
     poses: np.ndarray
     twists: np.ndarray
     lidar: np.ndarray | None
@@ -55,11 +60,12 @@ class Task(ABC):
     name: ClassVar[str]
     Params: ClassVar[type[Spec]]
 
-    def __init__(self, world: WorldSpec, params: Spec):
+    def __init__(self, world: WorldSpec, params: Spec, num_worlds: int = 1):
         self.world = world
         self.params = params
         self.robots = world.robot_entries()
         self.num_robots = len(self.robots)
+        self.num_worlds = num_worlds
 
     @classmethod
     def check(cls, world: WorldSpec, params: Spec) -> list[Problem]:
@@ -86,7 +92,8 @@ class Task(ABC):
         """Low and high bounds of one robot's observation vector."""
 
     @abstractmethod
-    def reset(self, rng: np.random.Generator, starts: np.ndarray) -> None: ...
+    def reset(self, rng: np.random.Generator, starts: np.ndarray, worlds: np.ndarray | None = None) -> None:
+        """Start episodes in ``worlds`` (all when None) with robots at ``starts``."""
 
     @abstractmethod
     def observe(self, snap: Snapshot) -> np.ndarray: ...
@@ -99,8 +106,17 @@ class Task(ABC):
     def max_episode_s(self) -> float: ...
 
     @abstractmethod
-    def episode_metrics(self) -> dict[str, Any]: ...
+    def episode_metrics(self, world: int = 0) -> dict[str, Any]: ...
 
-    def drawables(self) -> dict[str, np.ndarray]:
+    def drawables(self, world: int = 0) -> dict[str, np.ndarray]:
         """Task points worth drawing on a top-down plot (e.g. ``goals``: (N, 2))."""
         return {}
+
+    def done(self) -> np.ndarray:
+        """``(B,)``: worlds whose episode the task has finished (before the time limit)."""
+        return np.zeros(self.num_worlds, dtype=bool)
+
+    def action_layout(self) -> str:
+        """What the action means: ``unicycle`` (v, ω) or ``holonomic`` (vx, vy)."""
+        holo = {r.model.holonomic for r in self.robots}
+        return "holonomic" if holo == {True} else "unicycle"

@@ -13,6 +13,8 @@ arrival, ``-collision_penalty`` on each new contact, ``-time_penalty``.
 Episode metrics, per robot and averaged: success (reached within ``goal_tolerance_m``
 before ``max_episode_s``), collisions (contact onsets), path length, shortest collision-free
 path length ℓ, SPL = success · ℓ / max(path, ℓ) (Anderson et al. 2018), time to goal.
+With many worlds at once (training), ℓ is the straight-line distance unless
+``exact_paths`` is set: the grid search per robot would cost more than the step.
 """
 
 from __future__ import annotations
@@ -58,9 +60,33 @@ def rotate_into(yaw: np.ndarray, vectors: np.ndarray) -> np.ndarray:
 
 
 def min_pool(ranges: np.ndarray, out_beams: int) -> np.ndarray:
-    """Reduce (N, beams) lidar ranges to (N, out_beams) by taking each sector's minimum."""
-    n, beams = ranges.shape
-    return ranges.reshape(n, out_beams, beams // out_beams).min(axis=2)
+    """Reduce (..., beams) lidar ranges to (..., out_beams) by each sector's minimum."""
+    beams = ranges.shape[-1]
+    return ranges.reshape(*ranges.shape[:-1], out_beams, beams // out_beams).min(axis=-1)
+
+
+def neighbour_features(poses: np.ndarray, twists: np.ndarray, k: int, radius_m: float) -> np.ndarray:
+    """(B, N, 5k): the k nearest other robots within ``radius_m``, in each robot's frame:
+    position x, y, velocity x, y, present flag."""
+    B, N = poses.shape[:2]
+    out = np.zeros((B, N, 5 * k))
+    if k == 0 or N < 2:
+        return out
+    pos, yaw = poses[..., :2], poses[..., 2]
+    vel_map = rotate_into(-yaw, twists[..., :2])  # body → map
+    rel = pos[:, None, :, :] - pos[:, :, None, :]  # [b, i, j] = p_j - p_i
+    dist = np.linalg.norm(rel, axis=-1)
+    dist[:, np.arange(N), np.arange(N)] = np.inf
+    kk = min(k, N - 1)
+    order = np.argsort(dist, axis=-1)[..., :kk]  # (B, N, kk)
+    d = np.take_along_axis(dist, order, axis=-1)
+    rel_k = np.take_along_axis(rel, order[..., None], axis=2)  # (B, N, kk, 2)
+    vel_k = np.take_along_axis(np.broadcast_to(vel_map[:, None], (B, N, N, 2)), order[..., None], axis=2)
+    yaw_b = yaw[:, :, None]
+    block = np.concatenate([rotate_into(yaw_b, rel_k), rotate_into(yaw_b, vel_k), np.ones((B, N, kk, 1))], axis=-1)
+    block *= (d <= radius_m)[..., None]
+    out[..., : 5 * kk] = block.reshape(B, N, 5 * kk)
+    return out
 
 
 class NavigationTask(Task):
@@ -68,15 +94,25 @@ class NavigationTask(Task):
     Params = NavigationParams
     params: NavigationParams
 
-    def __init__(self, world: WorldSpec, params: NavigationParams):
-        super().__init__(world, params)
+    def __init__(self, world: WorldSpec, params: NavigationParams, num_worlds: int = 1):
+        super().__init__(world, params, num_worlds)
         self.lidar = world.sensors.lidar
         self.radii = np.array([r.model.radius_m for r in self.robots])
-        self._grid = geometry.OccupancyGrid(
-            world.arena, world.obstacles, inflate_m=float(min(r.model.width_m for r in self.robots)) / 2
-        )
-        self.goals = np.zeros((self.num_robots, 2))
-        self._reset_metrics(np.zeros((self.num_robots, 3)))
+        self.exact_paths = num_worlds == 1
+        self._grid = None
+        B, N = num_worlds, self.num_robots
+        self.goals = np.zeros((B, N, 2))
+        self._bounds = self._make_bounds()
+        self.active = np.ones((B, N), dtype=bool)
+        self.reached = np.zeros((B, N), dtype=bool)
+        self.collisions = np.zeros((B, N), dtype=int)
+        self.path_m = np.zeros((B, N))
+        self.time_to_goal_s = np.full((B, N), np.nan)
+        self.shortest_m = np.zeros((B, N))
+        self._last_pos = np.zeros((B, N, 2))
+        self._last_contact = np.zeros((B, N), dtype=bool)
+        self._last_dist = np.zeros((B, N))
+        self._elapsed_s = np.zeros(B)
 
     # ---- checks ------------------------------------------------------------------------
     @classmethod
@@ -96,8 +132,7 @@ class NavigationTask(Task):
             if len(goals.poses) != n:
                 problems.append(
                     Problem(
-                        "task.params.goals.poses",
-                        f"needs one goal per robot: {n} robots, {len(goals.poses)} goals",
+                        "task.params.goals.poses", f"needs one goal per robot: {n} robots, {len(goals.poses)} goals"
                     )
                 )
             for k, goal in enumerate(goals.poses):
@@ -140,7 +175,7 @@ class NavigationTask(Task):
         """Body-frame angle (rad) at the centre of each pooled lidar sector."""
         return self.lidar.angles().reshape(self.params.lidar_obs_beams, -1).mean(axis=1)
 
-    def observation_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+    def _make_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         diag = float(math.hypot(*self.world.arena.size_m))
         vmax = max(r.limits.max_linear_speed_mps for r in self.robots) * 2.0
         wmax = max(r.limits.max_angular_speed_radps for r in self.robots) * 2.0
@@ -164,19 +199,22 @@ class NavigationTask(Task):
         ).astype(np.float32)
         return lo, hi
 
+    def observation_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._bounds
+
     def observe(self, snap: Snapshot) -> np.ndarray:
-        n, k = self.num_robots, self.params.neighbours
-        pos, yaw = snap.poses[:, :2], snap.poses[:, 2]
+        B, N = snap.poses.shape[:2]
+        pos, yaw = snap.poses[..., :2], snap.poses[..., 2]
         goal_rel = rotate_into(yaw, self.goals - pos)
-        goal = np.column_stack([goal_rel, np.linalg.norm(goal_rel, axis=1)])
-        velocity = snap.twists[:, [0, 2]]
+        goal = np.concatenate([goal_rel, np.linalg.norm(goal_rel, axis=-1, keepdims=True)], axis=-1)
+        velocity = snap.twists[..., [0, 2]]
         if snap.lidar is None:
-            lidar = np.full((n, self.params.lidar_obs_beams), self.lidar.range_max_m)
+            lidar = np.full((B, N, self.params.lidar_obs_beams), self.lidar.range_max_m)
         else:
             lidar = min_pool(snap.lidar, self.params.lidar_obs_beams)
-        neighbours = neighbour_features(snap, k, self.params.neighbour_radius_m)
-        obs = np.concatenate([goal, velocity, lidar, neighbours], axis=1)
-        lo, hi = self.observation_bounds()
+        neighbours = neighbour_features(snap.poses, snap.twists, self.params.neighbours, self.params.neighbour_radius_m)
+        obs = np.concatenate([goal, velocity, lidar, neighbours], axis=-1)
+        lo, hi = self._bounds
         return np.clip(obs, lo, hi).astype(np.float32)
 
     # ---- episode -----------------------------------------------------------------------
@@ -184,115 +222,112 @@ class NavigationTask(Task):
     def max_episode_s(self) -> float:
         return self.params.max_episode_s
 
-    def reset(self, rng: np.random.Generator, starts: np.ndarray) -> None:
+    def reset(self, rng: np.random.Generator, starts: np.ndarray, worlds: np.ndarray | None = None) -> None:
+        worlds = np.arange(self.num_worlds) if worlds is None else np.asarray(worlds, dtype=int)
+        starts = np.asarray(starts, dtype=float).reshape(len(worlds), self.num_robots, 3)
+        for w, start in zip(worlds, starts, strict=True):
+            self.goals[w] = self._draw_goals(rng)
+            self._reset_world(w, start)
+
+    def _draw_goals(self, rng: np.random.Generator) -> np.ndarray:
         goals = self.params.goals
         if goals.poses is not None:
-            self.goals = np.array([g[:2] for g in goals.poses], dtype=float)
-        else:
-            sep = 2 * float(self.radii.max()) + GOAL_GAP_M
-            points = geometry.sample_free_points(
-                rng,
-                goals.region,
-                self.num_robots,
-                self.world.arena,
-                self.world.obstacles,
-                radius_m=self.radii,
-                min_separation_m=sep,
+            return np.array([g[:2] for g in goals.poses], dtype=float)
+        sep = 2 * float(self.radii.max()) + GOAL_GAP_M
+        points = geometry.sample_free_points(
+            rng,
+            goals.region,
+            self.num_robots,
+            self.world.arena,
+            self.world.obstacles,
+            radius_m=self.radii,
+            min_separation_m=sep,
+        )
+        if points is None:
+            raise ValueError(
+                f"{self.world.source}: task.params.goals.region cannot hold {self.num_robots} "
+                "goals clear of obstacles and each other: enlarge it"
             )
-            if points is None:
-                raise ValueError(
-                    f"{self.world.source}: task.params.goals.region cannot hold {self.num_robots} "
-                    "goals clear of obstacles and each other: enlarge it"
-                )
-            self.goals = points
-        self._reset_metrics(starts)
+        return points
 
-    def _reset_metrics(self, starts: np.ndarray) -> None:
-        n = self.num_robots
-        self.active = np.ones(n, dtype=bool)
-        self.reached = np.zeros(n, dtype=bool)
-        self.collisions = np.zeros(n, dtype=int)
-        self.path_m = np.zeros(n)
-        self.time_to_goal_s = np.full(n, np.nan)
-        self._last_pos = starts[:, :2].copy()
-        self._last_contact = np.zeros(n, dtype=bool)
-        self._last_dist = np.linalg.norm(self.goals - starts[:, :2], axis=1)
-        self.shortest_m = np.array([self._grid.path_length(starts[i, :2], self.goals[i]) for i in range(n)])
-        self._elapsed_s = 0.0
+    def _reset_world(self, w: int, starts: np.ndarray) -> None:
+        self.active[w] = True
+        self.reached[w] = False
+        self.collisions[w] = 0
+        self.path_m[w] = 0.0
+        self.time_to_goal_s[w] = np.nan
+        self._last_pos[w] = starts[:, :2]
+        self._last_contact[w] = False
+        self._last_dist[w] = np.linalg.norm(self.goals[w] - starts[:, :2], axis=1)
+        if self.exact_paths:
+            if self._grid is None:
+                inflate = float(min(r.model.width_m for r in self.robots)) / 2
+                self._grid = geometry.OccupancyGrid(self.world.arena, self.world.obstacles, inflate_m=inflate)
+            self.shortest_m[w] = [
+                self._grid.path_length(starts[i, :2], self.goals[w, i]) for i in range(self.num_robots)
+            ]
+        else:
+            self.shortest_m[w] = self._last_dist[w]
+        self._elapsed_s[w] = 0.0
 
     def step(self, snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
         w = self.params.reward
-        pos = snap.poses[:, :2]
-        dist = np.linalg.norm(self.goals - pos, axis=1)
+        pos = snap.poses[..., :2]
+        dist = np.linalg.norm(self.goals - pos, axis=-1)
         act = self.active
-        self.path_m[act] += np.linalg.norm(pos - self._last_pos, axis=1)[act]
+        moved = np.linalg.norm(pos - self._last_pos, axis=-1)
+        self.path_m += np.where(act, moved, 0.0)
         new_contact = snap.contacts & ~self._last_contact
-        self.collisions[act] += new_contact[act]
+        self.collisions += act & new_contact
         arrived = act & (dist <= self.params.goal_tolerance_m)
         rewards = w.progress * (self._last_dist - dist) - w.time_penalty
         rewards -= w.collision_penalty * new_contact
         rewards += w.goal_bonus * arrived
-        rewards[~act] = 0.0
+        rewards = np.where(act, rewards, 0.0)
         self.reached |= arrived
-        self.time_to_goal_s[arrived] = snap.time_s
+        t = np.broadcast_to(np.asarray(snap.time_s, dtype=float).reshape(-1, 1), dist.shape)
+        self.time_to_goal_s = np.where(arrived, t, self.time_to_goal_s)
         self.active = act & ~arrived
-        self._last_pos, self._last_dist, self._last_contact = pos.copy(), dist, snap.contacts.copy()
-        self._elapsed_s = snap.time_s
+        self._last_pos = pos.copy()
+        self._last_dist = dist
+        self._last_contact = snap.contacts.copy()
+        self._elapsed_s = np.asarray(snap.time_s, dtype=float).reshape(-1).copy()
         return rewards, arrived
 
-    def episode_metrics(self) -> dict[str, Any]:
-        n = self.num_robots
-        ell = self.shortest_m
-        spl = np.where(self.reached, ell / np.maximum(self.path_m, ell), 0.0)
+    def done(self) -> np.ndarray:
+        return ~self.active.any(axis=1)
+
+    def episode_metrics(self, world: int = 0) -> dict[str, Any]:
+        reached = self.reached[world]
+        ell = self.shortest_m[world]
+        path = self.path_m[world]
+        spl = np.where(reached, ell / np.maximum(np.maximum(path, ell), 1e-9), 0.0)
+        ttg_all = self.time_to_goal_s[world]
+        collisions = self.collisions[world]
         robots = []
-        for i in range(n):
+        for i in range(self.num_robots):
             robots.append(
                 {
                     "robot": f"robot_{i}",
-                    "success": bool(self.reached[i]),
-                    "collisions": int(self.collisions[i]),
-                    "path_length_m": round(float(self.path_m[i]), 4),
+                    "success": bool(reached[i]),
+                    "collisions": int(collisions[i]),
+                    "path_length_m": round(float(path[i]), 4),
                     "shortest_path_m": round(float(ell[i]), 4),
                     "spl": round(float(spl[i]), 4),
-                    "time_to_goal_s": None
-                    if math.isnan(self.time_to_goal_s[i])
-                    else round(float(self.time_to_goal_s[i]), 3),
+                    "time_to_goal_s": None if math.isnan(ttg_all[i]) else round(float(ttg_all[i]), 3),
                 }
             )
-        ttg = self.time_to_goal_s[self.reached]
+        ttg = ttg_all[reached]
         return {
-            "success_rate": float(self.reached.mean()),
-            "collision_rate": float((self.collisions > 0).mean()),
-            "collisions": int(self.collisions.sum()),
+            "success_rate": float(reached.mean()),
+            "collision_rate": float((collisions > 0).mean()),
+            "collisions": int(collisions.sum()),
             "spl": float(spl.mean()),
-            "path_length_m": float(self.path_m.mean()),
+            "path_length_m": float(path.mean()),
             "time_to_goal_s": float(ttg.mean()) if len(ttg) else None,
-            "episode_s": round(self._elapsed_s, 3),
+            "episode_s": round(float(self._elapsed_s[world]), 3),
             "robots": robots,
         }
 
-    def drawables(self) -> dict[str, np.ndarray]:
-        return {"goals": self.goals.copy()}
-
-
-def neighbour_features(snap: Snapshot, k: int, radius_m: float) -> np.ndarray:
-    """(N, 5k): the k nearest other robots within ``radius_m`` in each robot's frame."""
-    n = len(snap.poses)
-    out = np.zeros((n, 5 * k))
-    if k == 0 or n < 2:
-        return out
-    pos, yaw = snap.poses[:, :2], snap.poses[:, 2]
-    vel_map = rotate_into(-yaw, snap.twists[:, :2])  # body → map
-    rel = pos[None, :, :] - pos[:, None, :]  # [i, j] = p_j - p_i
-    dist = np.linalg.norm(rel, axis=-1)
-    np.fill_diagonal(dist, np.inf)
-    order = np.argsort(dist, axis=1)[:, :k]
-    for slot in range(min(k, n - 1)):
-        j = order[:, slot]
-        d = dist[np.arange(n), j]
-        present = d <= radius_m
-        rel_b = rotate_into(yaw, rel[np.arange(n), j])
-        vel_b = rotate_into(yaw, vel_map[j])
-        block = np.column_stack([rel_b, vel_b, np.ones(n)])
-        out[:, 5 * slot : 5 * slot + 5] = np.where(present[:, None], block, 0.0)
-    return out
+    def drawables(self, world: int = 0) -> dict[str, np.ndarray]:
+        return {"goals": self.goals[world].copy()}
