@@ -70,6 +70,12 @@ def link_status(probe: Probe, site: str, timeout: float = 15.0):
     return next((s for n, s in seen.items() if n.startswith(f"site_link {site}: link")), None)
 
 
+def link_level(probe: Probe, site: str, timeout: float = 2.0):
+    """The link status level (b"\\x00" OK ...), or None when nothing was reported."""
+    status = link_status(probe, site, timeout)
+    return None if status is None else status.level
+
+
 def test_odom_images_and_commands_cross_between_sites(tmp_path):
     d_robot, d_twin = fresh_domain(), fresh_domain()
     ports = free_ports(2)
@@ -151,9 +157,9 @@ def test_wrong_endpoint_dead_peer_and_a_link_that_comes_back_keep_the_latest_com
         # The robot site dies: the twin site notices; it comes back: traffic resumes.
         robot.send_signal(signal.SIGKILL)
         robot.wait()
-        assert there.spin_until(lambda: link_status(there, "twin", 2).level != b"\x00", timeout=20)
+        assert there.spin_until(lambda: link_level(there, "twin") not in (None, b"\x00"), timeout=20)
         robot = start_site("robot", d_robot, f"listen:={endpoints(ports)}")
-        assert there.spin_until(lambda: link_status(there, "twin", 2).level == b"\x00", timeout=30)
+        assert there.spin_until(lambda: link_level(there, "twin") == b"\x00", timeout=30)
     finally:
         here.close()
         there.close()
@@ -184,20 +190,23 @@ def test_wrong_credentials_are_refused(tmp_path):
                 "twin", d_twin, f"connect:={endpoints(ports)}", "user:=twin", f"password_file:={tmp_path / password}"
             )
             there = Probe(d_twin, "twin_side")
-            got = []
-            there.node.create_subscription(Odometry, "/robot_0/odom", got.append, STATE_QOS)
-            end = time.monotonic() + (12 if not should_connect else 30)
-            while time.monotonic() < end and not got:
-                pub.publish(conv.odometry(time.time(), "robot_0", 1.0, 2.0, 0.0, 0.0, 0.0, 0.0))
-                here.spin_for(0.05)
-                there.spin_for(0.05)
-            status = link_status(there, "twin")
-            if should_connect:
-                assert got and status.level == b"\x00"
-            else:
-                assert not got and "no session" in status.message
-            there.close()
-            stop(twin)
+            try:
+                got = []
+                there.node.create_subscription(Odometry, "/robot_0/odom", got.append, STATE_QOS)
+                end = time.monotonic() + (12 if not should_connect else 30)
+                while time.monotonic() < end and not got:
+                    pub.publish(conv.odometry(time.time(), "robot_0", 1.0, 2.0, 0.0, 0.0, 0.0, 0.0))
+                    here.spin_for(0.05)
+                    there.spin_for(0.05)
+                status = link_status(there, "twin")
+                assert status is not None, "the twin site reported nothing"
+                if should_connect:
+                    assert got and status.level == b"\x00"
+                else:
+                    assert not got and "no session" in status.message
+            finally:
+                there.close()
+                stop(twin)
     finally:
         here.close()
         stop(robot)
@@ -278,13 +287,16 @@ def test_tls_links_and_refuses_an_unknown_authority(tmp_path):
         for ca, should_connect in ((other / "ca.pem", False), (good / "ca.pem", True)):
             twin = start_site("twin", d_twin, f"connect:=['tls/localhost:{port}']", f"tls_root_ca:={ca}")
             there = Probe(d_twin, "twin_side")
-            if should_connect:
-                assert there.spin_until(lambda p=there: link_status(p, "twin", 2).level == b"\x00", timeout=30)
-            else:
-                there.spin_for(6.0)
-                status = link_status(there, "twin")
-                assert status.level != b"\x00", status.message  # no link with a stranger's CA
-            there.close()
-            stop(twin)
+            try:
+                if should_connect:
+                    assert there.spin_until(lambda p=there: link_level(p, "twin") == b"\x00", timeout=30)
+                else:
+                    there.spin_for(6.0)
+                    status = link_status(there, "twin")
+                    assert status is not None, "the twin site reported nothing"
+                    assert status.level != b"\x00", status.message  # no link with a stranger's CA
+            finally:
+                there.close()
+                stop(twin)
     finally:
         stop(robot)

@@ -10,6 +10,7 @@ the backend picks by batch size (threads cost more than they give on small batch
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 from numba import njit, prange
@@ -202,9 +203,17 @@ def _lidar(pos, yaw, radii, angles, rmin, rmax, cyl, box, hx, hy, walls, out):
                     out[b, i, a] = rmin
 
 
-integrate = njit(**_OPTS)(_integrate)
-integrate_parallel = njit(parallel=True, **_OPTS)(_integrate)
-collide = njit(**_OPTS)(_collide)
-collide_parallel = njit(parallel=True, **_OPTS)(_collide)
-lidar = njit(**_OPTS)(_lidar)
-lidar_parallel = njit(parallel=True, **_OPTS)(_lidar)
+def _named(fn, name: str):
+    """A copy of ``fn`` under another name: numba's on-disk cache keys on the name, and the
+    serial and parallel builds must not share an entry."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = name
+    return copy
+
+
+integrate = njit(**_OPTS)(_named(_integrate, "integrate_serial"))
+integrate_parallel = njit(parallel=True, **_OPTS)(_named(_integrate, "integrate_parallel"))
+collide = njit(**_OPTS)(_named(_collide, "collide_serial"))
+collide_parallel = njit(parallel=True, **_OPTS)(_named(_collide, "collide_parallel"))
+lidar = njit(**_OPTS)(_named(_lidar, "lidar_serial"))
+lidar_parallel = njit(parallel=True, **_OPTS)(_named(_lidar, "lidar_parallel"))

@@ -88,7 +88,10 @@ def zenoh_config(settings: SessionSettings):
     put("scouting/multicast/enabled", False)
     put("listen/endpoints", [_tag(e) for e in settings.listen])
     put("connect/endpoints", [_tag(e) for e in settings.connect])
-    put("connect/timeout_ms", -1)  # keep trying: a peer that is down now may come back
+    # Wait briefly at start-up, then keep trying in the background: a peer that is down now
+    # (or refuses us now) may come back, and the node must run meanwhile.
+    put("connect/timeout_ms", 1000)
+    put("connect/exit_on_failure", False)
     put("connect/retry", {"period_init_ms": 250, "period_max_ms": 2000, "period_increase_factor": 2.0})
     put("transport/unicast/max_links", 4)
     put("transport/unicast/qos/enabled", True)

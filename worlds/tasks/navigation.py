@@ -28,6 +28,7 @@ from pydantic import Field
 from worlds import geometry
 from worlds.errors import Problem
 from worlds.spec import NonNegativeFloat, Placement, PositiveFloat, Spec, WorldSpec
+from worlds.tasks import kernels
 from worlds.tasks.base import ObservationPart, Snapshot, Task
 
 GOAL_GAP_M = 0.3  # free space kept between goals beyond two robot radii
@@ -67,25 +68,13 @@ def min_pool(ranges: np.ndarray, out_beams: int) -> np.ndarray:
 
 def neighbour_features(poses: np.ndarray, twists: np.ndarray, k: int, radius_m: float) -> np.ndarray:
     """(B, N, 5k): the k nearest other robots within ``radius_m``, in each robot's frame:
-    position x, y, velocity x, y, present flag."""
+    position x, y, velocity x, y, present flag (see ``worlds.tasks.kernels``)."""
     B, N = poses.shape[:2]
     out = np.zeros((B, N, 5 * k))
-    if k == 0 or N < 2:
-        return out
-    pos, yaw = poses[..., :2], poses[..., 2]
-    vel_map = rotate_into(-yaw, twists[..., :2])  # body → map
-    rel = pos[:, None, :, :] - pos[:, :, None, :]  # [b, i, j] = p_j - p_i
-    dist = np.linalg.norm(rel, axis=-1)
-    dist[:, np.arange(N), np.arange(N)] = np.inf
-    kk = min(k, N - 1)
-    order = np.argsort(dist, axis=-1)[..., :kk]  # (B, N, kk)
-    d = np.take_along_axis(dist, order, axis=-1)
-    rel_k = np.take_along_axis(rel, order[..., None], axis=2)  # (B, N, kk, 2)
-    vel_k = np.take_along_axis(np.broadcast_to(vel_map[:, None], (B, N, N, 2)), order[..., None], axis=2)
-    yaw_b = yaw[:, :, None]
-    block = np.concatenate([rotate_into(yaw_b, rel_k), rotate_into(yaw_b, vel_k), np.ones((B, N, kk, 1))], axis=-1)
-    block *= (d <= radius_m)[..., None]
-    out[..., : 5 * kk] = block.reshape(B, N, 5 * kk)
+    if k > 0 and N > 1:
+        kernels.neighbour_features(
+            np.ascontiguousarray(poses, dtype=float), np.ascontiguousarray(twists, dtype=float), k, radius_m, out
+        )
     return out
 
 

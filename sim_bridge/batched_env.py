@@ -1,0 +1,124 @@
+"""Many copies of a world's task at once, for training: arrays in, arrays out, each world
+restarting on its own when its episode ends.
+
+Shapes: observations ``(B, N, obs_dim)`` float32, actions ``(B, N, act_dim)``, rewards and
+flags ``(B, N)``, world flags ``(B,)``. Agents are the world's robots in ``robot_<i>``
+order, as in ``MultiRobotEnv``; a robot that finishes (e.g. reaches its goal) is parked
+and masked (``active`` False) until its world restarts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sim_bridge.backends import make_backend
+from worlds import WorldSpec, load_world, make_task
+from worlds.layout import sample_starts
+from worlds.tasks import Snapshot
+
+
+@dataclass
+class BatchStep:
+    """What one ``step`` returns."""
+
+    obs: np.ndarray  # (B, N, D): next observations (of the new episode where a world restarted)
+    rewards: np.ndarray  # (B, N)
+    terminated: np.ndarray  # (B, N): the agent finished on this step (no future value)
+    active: np.ndarray  # (B, N): the agent acted on this step (False: parked, reward 0)
+    world_done: np.ndarray  # (B,): the world's episode ended on this step (and restarted)
+    truncated: np.ndarray  # (B,): ... because of the time limit
+    final_obs: np.ndarray  # (B, N, D): the last observation of ended episodes (for bootstrapping)
+    episodes: list[dict[str, Any]] = field(default_factory=list)  # metrics of ended episodes
+
+
+class BatchedEnv:
+    """``num_worlds`` copies of a world on the vectorised kinematic engine."""
+
+    def __init__(self, world: WorldSpec | str, num_worlds: int, seed: int = 0, backend: str = "kinematic"):
+        self.world = world if isinstance(world, WorldSpec) else load_world(world)
+        self.num_worlds = num_worlds
+        self.task = make_task(self.world, num_worlds)
+        self.backend = make_backend(self.world, backend, num_worlds=num_worlds)
+        if not self.backend.capabilities.vectorised and num_worlds > 1:
+            raise ValueError(f"the {backend} backend holds one world; use the kinematic backend for batches")
+        self.robots = self.world.robot_entries()
+        self.num_agents = len(self.robots)
+        self.agents = [r.name for r in self.robots]
+        self.obs_dim = self.task.observation_size
+        self.act_dim = 2
+        self.action_low = np.array(
+            [[r.limits.min_linear_speed_mps, -r.limits.max_angular_speed_radps] for r in self.robots], dtype=np.float32
+        )
+        self.action_high = np.array(
+            [[r.limits.max_linear_speed_mps, r.limits.max_angular_speed_radps] for r in self.robots], dtype=np.float32
+        )
+        self.control_dt = self.world.control_dt
+        self.max_steps = math.ceil(self.task.max_episode_s / self.control_dt - 1e-9)
+        self.steps = np.zeros(num_worlds, dtype=int)
+        self.rng = np.random.default_rng(seed)
+        self._obs: np.ndarray | None = None
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self._restart(np.arange(self.num_worlds))
+        self._obs = self.task.observe(self._snapshot())
+        return self._obs
+
+    def _restart(self, worlds: np.ndarray) -> None:
+        starts = np.stack([sample_starts(self.world, self.rng) for _ in worlds])
+        self.task.reset(self.rng, starts, worlds)
+        if hasattr(self.backend, "reset_worlds"):
+            self.backend.reset_worlds(worlds, starts)
+        else:
+            self.backend.reset(int(self.rng.integers(2**31)), starts)
+        self.steps[worlds] = 0
+
+    def _snapshot(self) -> Snapshot:
+        states = self.backend.states()
+        time_s = getattr(self.backend, "time_s", np.full(self.num_worlds, states.time_s))
+        return Snapshot(
+            time_s=np.asarray(time_s, dtype=float),
+            poses=states.poses,
+            twists=states.twists,
+            lidar=self.backend.lidar() if self.backend.capabilities.lidar else None,
+            contacts=self.backend.contacts(),
+        )
+
+    def step(self, actions: np.ndarray) -> BatchStep:
+        """Apply ``(B, N, 2)`` actions (clipped to limits; parked agents get zero)."""
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        active = (
+            self.task.active.copy()
+            if hasattr(self.task, "active")
+            else np.ones((self.num_worlds, self.num_agents), bool)
+        )
+        cmd = np.clip(np.nan_to_num(np.asarray(actions, dtype=float)), self.action_low, self.action_high)
+        cmd[~active] = 0.0
+        if hasattr(self.backend, "apply_unchecked"):
+            self.backend.apply_unchecked(cmd)
+        else:
+            self.backend.apply(cmd)
+        self.backend.step(self.control_dt)
+        self.steps += 1
+        snap = self._snapshot()
+        rewards, terminated = self.task.step(snap)
+        obs = self.task.observe(snap)
+        truncated = (self.steps >= self.max_steps) & ~self.task.done()
+        world_done = self.task.done() | truncated
+        episodes = []
+        final_obs = obs.copy()
+        if world_done.any():
+            ended = np.flatnonzero(world_done)
+            episodes = [self.task.episode_metrics(int(w)) for w in ended]
+            self._restart(ended)
+            obs = self.task.observe(self._snapshot())
+        self._obs = obs
+        return BatchStep(
+            obs, rewards.astype(np.float32), terminated, active, world_done, truncated, final_obs, episodes
+        )
