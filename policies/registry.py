@@ -12,6 +12,11 @@ from policies.base import Policy, PolicyContext
 # task name -> "module:Class" of its scripted baseline
 SCRIPTED: dict[str, str] = {
     "navigation": "policies.scripted_navigation:ScriptedNavigationPolicy",
+    "flocking": "policies.scripted_swarm:BoidsPolicy",
+    "coverage": "policies.scripted_swarm:CoveragePolicy",
+    "foraging": "policies.scripted_swarm:ForagingPolicy",
+    "pursuit": "policies.scripted_swarm:PursuitPolicy",
+    "transport": "policies.scripted_swarm:TransportPolicy",
 }
 
 
@@ -24,7 +29,7 @@ class IdlePolicy(Policy):
         return {agent: np.zeros(2, dtype=np.float32) for agent in observations}
 
 
-POLICY_NAMES = ("scripted", "idle")
+POLICY_NAMES = ("scripted", "idle", "learned")
 
 
 class PolicyError(ValueError):
@@ -43,12 +48,35 @@ def make_policy(name_or_path: str, context: PolicyContext) -> Policy:
 
         module, cls = target.split(":")
         return getattr(importlib.import_module(module), cls)(context)
+    if name_or_path == "learned":
+        shipped = shipped_checkpoint(context.task_name)
+        if shipped is None:
+            raise PolicyError(f"no shipped checkpoint for task {context.task_name!r}; train one with 'sern train'")
+        name_or_path = str(shipped)
     path = Path(name_or_path)
     if path.suffix in (".pt", ".pth") or path.exists():
         if not path.exists():
             raise PolicyError(f"checkpoint {path} does not exist")
-        raise PolicyError(
-            f"{path}: learned-policy checkpoints are not supported by this version of sern yet; "
-            f"use one of: {', '.join(POLICY_NAMES)}"
-        )
+        from policies.checkpoint import CheckpointError
+        from policies.learned import LearnedPolicy
+
+        try:
+            return LearnedPolicy(context, path)
+        except CheckpointError as err:
+            raise PolicyError(str(err)) from None
     raise PolicyError(f"unknown policy {name_or_path!r}; use one of {', '.join(POLICY_NAMES)} or a checkpoint path")
+
+
+CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
+
+
+def shipped_checkpoint(task_name: str) -> Path | None:
+    """The checkpoint shipped for a task (``policies/checkpoints/<task>.pt``), if any."""
+    path = CHECKPOINTS_DIR / f"{task_name}.pt"
+    return path if path.is_file() else None
+
+
+def default_policy(task_name: str) -> str:
+    """What ``sern run`` uses when no policy is given: the shipped checkpoint, else the
+    scripted baseline."""
+    return "learned" if shipped_checkpoint(task_name) is not None else "scripted"

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sern import check_cmd, demo_cmd, launch_cmd, link_cmd, run_cmd
+from sern import check_cmd, demo_cmd, eval_cmd, launch_cmd, link_cmd, run_cmd, train_cmd
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-COMMANDS = (run_cmd, demo_cmd, launch_cmd, link_cmd, check_cmd)
+COMMANDS = (run_cmd, demo_cmd, train_cmd, eval_cmd, launch_cmd, link_cmd, check_cmd)
 
 
 class UsageError(Exception):

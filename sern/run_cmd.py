@@ -29,9 +29,10 @@ def add_parser(sub) -> None:
     p.add_argument("world", metavar="WORLD", help="world file (worlds/*.yaml) or a shipped world's name")
     p.add_argument(
         "--policy",
-        default="scripted",
+        default=None,
         metavar="NAME|CHECKPOINT",
-        help="'scripted' (the task's baseline, default), 'idle', or a checkpoint file",
+        help="'learned' (the shipped checkpoint: the default where one exists), 'scripted' (the baseline), "
+        "'idle', or a checkpoint file",
     )
     p.add_argument("--episodes", type=_positive_int, default=3, metavar="N", help="episodes to run (default 3)")
     p.add_argument(
@@ -77,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     try:
+        if args.policy is None:
+            from policies.registry import default_policy
+
+            args.policy = default_policy(world.task.name)
         try:
             policy = make_policy(args.policy, PolicyContext.from_task(env.task))
         except PolicyError as err:

@@ -47,7 +47,7 @@ def test_unknown_policy_names_the_choices(tmp_path):
     env = MultiRobotEnv(NAVIGATION)
     try:
         ctx = PolicyContext.from_task(env.task)
-        with pytest.raises(PolicyError, match="unknown policy 'greedy'; use one of scripted, idle"):
+        with pytest.raises(PolicyError, match="unknown policy 'greedy'; use one of scripted, idle, learned"):
             make_policy("greedy", ctx)
         with pytest.raises(PolicyError, match="does not exist"):
             make_policy(str(tmp_path / "missing.pt"), ctx)

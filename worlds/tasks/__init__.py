@@ -9,6 +9,11 @@ from worlds.tasks.base import ObservationPart, Snapshot, Task
 # name -> "module:Class"; modules are imported only when their task is used.
 TASKS: dict[str, str] = {
     "navigation": "worlds.tasks.navigation:NavigationTask",
+    "flocking": "worlds.tasks.flocking:FlockingTask",
+    "coverage": "worlds.tasks.coverage:CoverageTask",
+    "foraging": "worlds.tasks.foraging:ForagingTask",
+    "pursuit": "worlds.tasks.pursuit:PursuitTask",
+    "transport": "worlds.tasks.transport:TransportTask",
 }
 
 

@@ -1,0 +1,44 @@
+"""A trained checkpoint behind the ``Policy`` interface (simulation and the ROS node)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from policies import checkpoint
+from policies.base import Policy, PolicyContext
+
+
+class LearnedPolicy(Policy):
+    """Deterministic commands from a MAPPO/IPPO checkpoint's actor."""
+
+    name = "learned"
+
+    def __init__(self, context: PolicyContext, path: str | Path, deterministic: bool = True):
+        super().__init__(context)
+        self.model, self.meta = checkpoint.load(path)
+        self.path = Path(path)
+        self.deterministic = deterministic
+        task = self.meta.get("task")
+        if task != context.task_name:
+            raise checkpoint.CheckpointError(
+                f"{path}: trained for task {task!r}, this world's task is {context.task_name!r}"
+            )
+        size = self.meta.get("observation", {}).get("size")
+        if size != context.observation_size:
+            raise checkpoint.CheckpointError(
+                f"{path}: expects observations of size {size}, this world gives {context.observation_size} "
+                "(different lidar beams or neighbour count?)"
+            )
+        self.name = f"learned:{self.path.stem}"
+
+    def act(self, observations: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not observations:
+            return {}
+        agents = list(observations)
+        obs = torch.as_tensor(np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents]))
+        commands = self.model.act(obs, deterministic=self.deterministic).numpy()
+        return {a: commands[i].astype(np.float32) for i, a in enumerate(agents)}

@@ -1,0 +1,161 @@
+"""Torch models for multi-robot policies: a shared-parameter actor and a critic that sees
+one robot (IPPO) or the whole team (MAPPO). Models normalise their own inputs (running
+statistics kept as buffers) and map actions to command limits themselves, so an inference
+node feeds raw observations and gets commands in m/s and rad/s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical, Normal
+
+
+class RunningNorm(nn.Module):
+    """Running mean and variance of inputs (updated in training mode only)."""
+
+    def __init__(self, size: int, clip: float = 10.0):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(size))
+        self.register_buffer("var", torch.ones(size))
+        self.register_buffer("count", torch.tensor(1e-4))
+        self.clip = clip
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        x = x.reshape(-1, x.shape[-1])
+        batch_mean, batch_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + n
+        self.mean += delta * n / total
+        self.var = (self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total
+        self.count = total
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp((x - self.mean) / torch.sqrt(self.var + 1e-8), -self.clip, self.clip)
+
+
+def mlp(inp: int, hidden: int, out: int, out_gain: float) -> nn.Sequential:
+    def layer(a, b, gain):
+        lin = nn.Linear(a, b)
+        nn.init.orthogonal_(lin.weight, gain)
+        nn.init.zeros_(lin.bias)
+        return lin
+
+    return nn.Sequential(
+        layer(inp, hidden, np.sqrt(2)),
+        nn.Tanh(),
+        layer(hidden, hidden, np.sqrt(2)),
+        nn.Tanh(),
+        layer(hidden, out, out_gain),
+    )
+
+
+def discrete_commands(low: np.ndarray, high: np.ndarray, per_axis: int) -> np.ndarray:
+    """A grid of ``per_axis`` × ``per_axis`` (v, ω) commands spanning the limits."""
+    v = np.linspace(low[0], high[0], per_axis)
+    w = np.linspace(low[1], high[1], per_axis)
+    return np.stack(np.meshgrid(v, w, indexing="ij"), axis=-1).reshape(-1, 2)
+
+
+class MultiAgentActorCritic(nn.Module):
+    """Shared actor over one robot's observation; critic over one robot's observation
+    (``centralised=False``, IPPO) or all robots' observations plus the robot's one-hot
+    index (``centralised=True``, MAPPO). Continuous actions: a Gaussian in [-1, 1] scaled to
+    the limits; discrete: a categorical over a grid of commands."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        num_agents: int,
+        action_low: np.ndarray,
+        action_high: np.ndarray,
+        hidden: int = 128,
+        centralised: bool = True,
+        discrete_per_axis: int = 0,
+    ):
+        super().__init__()
+        self.obs_dim, self.num_agents = obs_dim, num_agents
+        self.centralised = centralised
+        self.discrete = discrete_per_axis > 0
+        low = np.asarray(action_low, dtype=np.float32).reshape(-1)[:2]
+        high = np.asarray(action_high, dtype=np.float32).reshape(-1)[:2]
+        self.register_buffer("action_low", torch.as_tensor(low))
+        self.register_buffer("action_high", torch.as_tensor(high))
+        self.obs_norm = RunningNorm(obs_dim)
+        critic_in = obs_dim * num_agents + num_agents if centralised else obs_dim
+        if self.discrete:
+            grid = discrete_commands(low, high, discrete_per_axis)
+            self.register_buffer("commands", torch.as_tensor(grid, dtype=torch.float32))
+            self.actor = mlp(obs_dim, hidden, len(grid), 0.01)
+        else:
+            self.actor = mlp(obs_dim, hidden, 2, 0.01)
+            self.log_std = nn.Parameter(torch.full((2,), -0.5))
+        self.critic = mlp(critic_in, hidden, 1, 1.0)
+
+    # ---- inputs --------------------------------------------------------------------------
+    def critic_input(self, norm_obs: torch.Tensor) -> torch.Tensor:
+        """norm_obs (..., N, D) → critic input (..., N, C)."""
+        if not self.centralised:
+            return norm_obs
+        lead = norm_obs.shape[:-2]
+        team = norm_obs.reshape(*lead, 1, self.num_agents * self.obs_dim).expand(*lead, self.num_agents, -1)
+        ids = torch.eye(self.num_agents, device=norm_obs.device).expand(*lead, -1, -1)
+        return torch.cat([team, ids], dim=-1)
+
+    def _dist(self, norm_obs: torch.Tensor):
+        out = self.actor(norm_obs)
+        if self.discrete:
+            return Categorical(logits=out)
+        return Normal(out, self.log_std.exp().expand_as(out))
+
+    # ---- training API (CleanRL style) ----------------------------------------------------
+    def get_value(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs (..., N, D) raw → values (..., N) (normalised return scale)."""
+        return self.critic(self.critic_input(self.obs_norm(obs))).squeeze(-1)
+
+    def get_action_and_value(self, obs: torch.Tensor, action: torch.Tensor | None = None):
+        """obs (..., N, D) raw → (action, log_prob, entropy, value) per agent."""
+        norm = self.obs_norm(obs)
+        dist = self._dist(norm)
+        if action is None:
+            action = dist.sample()
+        if self.discrete:
+            logp, ent = dist.log_prob(action), dist.entropy()
+        else:
+            logp, ent = dist.log_prob(action).sum(-1), dist.entropy().sum(-1)
+        value = self.critic(self.critic_input(norm)).squeeze(-1)
+        return action, logp, ent, value
+
+    def to_command(self, action: torch.Tensor) -> torch.Tensor:
+        """A sampled action → (v, ω) command within limits."""
+        if self.discrete:
+            return self.commands[action.long()]
+        unit = torch.clamp(action, -1.0, 1.0)
+        return self.action_low + (unit + 1.0) * 0.5 * (self.action_high - self.action_low)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        """Raw observations (..., D) of any robots → commands (..., 2) (no critic needed)."""
+        dist = self._dist(self.obs_norm(obs))
+        if self.discrete:
+            action = dist.probs.argmax(-1) if deterministic else dist.sample()
+        else:
+            action = dist.mean if deterministic else dist.sample()
+        return self.to_command(action)
+
+    def spec(self) -> dict:
+        """Constructor arguments, for the checkpoint's sidecar."""
+        return {
+            "obs_dim": self.obs_dim,
+            "num_agents": self.num_agents,
+            "action_low": self.action_low.tolist(),
+            "action_high": self.action_high.tolist(),
+            "hidden": self.actor[0].out_features,
+            "centralised": self.centralised,
+            "discrete_per_axis": round(len(self.commands) ** 0.5) if self.discrete else 0,
+        }
+
+
+MODELS = {"MultiAgentActorCritic": MultiAgentActorCritic}

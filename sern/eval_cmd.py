@@ -1,0 +1,48 @@
+"""``sern eval CHECKPOINT WORLD``: a policy's episode metrics on a world (any backend)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from worlds import WorldFileError, load_world
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint (or a named policy) on a world",
+        description="Run a checkpoint (or 'scripted', 'idle', 'learned') for N seeded episodes and print its metrics; "
+        "the last line is one JSON object (success_rate, collision_rate and the task's own metrics).",
+        epilog="Example:  sern eval policies/checkpoints/navigation.pt navigation --backend pybullet --episodes 20",
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint .pt (or a policy name)")
+    p.add_argument("world", metavar="WORLD", help="world file or shipped world name")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--seed", type=int, default=1000, help="first seed (held out from training's seeds)")
+    p.add_argument("--backend", default=None, help="override the world's backend (kinematic, pybullet)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sern.cli import UsageError
+
+    try:
+        world = load_world(args.world)
+    except WorldFileError as err:
+        raise UsageError(str(err)) from None
+    if args.episodes < 1:
+        raise UsageError("--episodes must be at least 1")
+    from policies.evaluation import evaluate
+    from policies.registry import PolicyError
+
+    try:
+        summary = evaluate(args.checkpoint, world, args.episodes, args.seed, args.backend)
+    except (PolicyError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    print(
+        f"{summary['policy']} on {world.name} ({summary['backend']}), {summary['episodes']} episodes: "
+        f"success {summary['success_rate']:.1%}, collisions {summary['collision_rate']:.1%}"
+    )
+    print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}))
+    return 0
