@@ -12,11 +12,11 @@ from policies.base import Policy, PolicyContext
 # task name -> "module:Class" of its scripted baseline
 SCRIPTED: dict[str, str] = {
     "navigation": "policies.scripted_navigation:ScriptedNavigationPolicy",
-    "flocking": "policies.scripted_swarm:BoidsPolicy",
-    "coverage": "policies.scripted_swarm:CoveragePolicy",
-    "foraging": "policies.scripted_swarm:ForagingPolicy",
-    "pursuit": "policies.scripted_swarm:PursuitPolicy",
-    "transport": "policies.scripted_swarm:TransportPolicy",
+    "flocking": "policies.scripted_flocking:BoidsPolicy",
+    "coverage": "policies.scripted_coverage:CoveragePolicy",
+    "foraging": "policies.scripted_foraging:ForagingPolicy",
+    "pursuit": "policies.scripted_pursuit:PursuitPolicy",
+    "transport": "policies.scripted_transport:TransportPolicy",
 }
 
 
