@@ -112,7 +112,7 @@ def test_batches_are_independent_and_reset_alone():
 def test_bad_commands_refused():
     b = make_backend(_world(), num_worlds=2)
     b.reset(0, np.zeros((2, 1, 3)))
-    with pytest.raises(CommandError, match="robot_0: command .* is not finite"):
+    with pytest.raises(CommandError, match=r"robot_0: command .* is not finite"):
         b.apply(np.array([[[0.0, 0.0]], [[math.nan, 0.0]]]))
 
 
