@@ -23,6 +23,7 @@ setup(
         (f"share/{PACKAGE}/worlds", glob("worlds/*.yaml")),
     ],
     install_requires=["setuptools"],
+    extras_require={"ray": ["ray==2.60.0"]},
     zip_safe=False,
     maintainer="sern maintainers",
     maintainer_email="maintainers@sern.dev",

@@ -2,11 +2,14 @@
 or per-robot (IPPO) critic, GAE, the clipped objective and value normalisation, on the
 vectorised engine (``sim_bridge.batched_env``). One typed configuration, seeded; logs to
 TensorBoard; a progress bar shows the live return and success.
+
+Optionally (``bc_agent_steps``) the actor starts from the task's scripted baseline
+(behaviour cloning on its demonstrations) and PPO improves it from there; and
+(``workers``) rollouts are collected by Ray actors (``policies.distributed``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import deque
@@ -34,7 +37,7 @@ class TrainConfig:
     total_agent_steps: int = 2_000_000
     """Robot-steps of experience to collect (worlds × robots × control steps)."""
     num_worlds: int = 64
-    """Worlds simulated side by side."""
+    """Worlds simulated side by side (per worker when ``workers`` > 0)."""
     rollout_steps: int = 128
     """Control steps per world between updates."""
     learning_rate: float = 3e-4
@@ -54,6 +57,15 @@ class TrainConfig:
     """0: continuous actions; k > 0: a k × k grid of (v, ω) commands."""
     value_norm: bool = True
     """Normalise value targets with running statistics."""
+    init_log_std: float = -0.5
+    """Initial exploration noise (log std in the [-1, 1] action space)."""
+    bc_agent_steps: int = 0
+    """Robot-steps of scripted-baseline demonstrations to clone before PPO (0: none)."""
+    bc_epochs: int = 30
+    critic_warmup_iterations: int = 0
+    """PPO iterations that train only the critic (after cloning, so the actor is kept)."""
+    workers: int = 0
+    """Ray rollout workers (0: collect in this process)."""
     seed: int = 0
     torch_threads: int = 1
 
@@ -63,6 +75,8 @@ class TrainConfig:
         for name in ("total_agent_steps", "num_worlds", "rollout_steps", "update_epochs", "minibatches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.bc_agent_steps and self.discrete_per_axis:
+            raise ValueError("behaviour cloning (bc_agent_steps) is for continuous actions only")
 
 
 @dataclass
@@ -71,6 +85,164 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     agent_steps: int = 0
     seconds: float = 0.0
+    model: Any = None
+
+
+@dataclass
+class Rollout:
+    """T control steps of B worlds × N robots, and where the worlds ended up."""
+
+    obs: torch.Tensor  # (T, B, N, D)
+    act: torch.Tensor
+    logp: torch.Tensor
+    rew: torch.Tensor  # truncation already bootstrapped in
+    done: torch.Tensor
+    val: torch.Tensor
+    mask: torch.Tensor
+    next_obs: torch.Tensor  # (B, N, D)
+    episodes: list[dict[str, float]]
+
+
+class Collector:
+    """Runs the model in a batched env and hands back rollouts (keeps the env's state)."""
+
+    def __init__(self, world: WorldSpec, num_worlds: int, seed: int):
+        self.env = BatchedEnv(world, num_worlds, seed=seed)
+        self.obs = torch.as_tensor(self.env.reset(seed=seed))
+        self.episode_return = np.zeros(num_worlds)
+
+    def collect(
+        self, model: MultiAgentActorCritic, steps: int, value_norm: RunningNorm, config: TrainConfig
+    ) -> Rollout:
+        env = self.env
+        B, N, D = env.num_worlds, env.num_agents, env.obs_dim
+        act_shape = () if model.discrete else (2,)
+        buf = {
+            "obs": torch.zeros((steps, B, N, D)),
+            "act": torch.zeros((steps, B, N, *act_shape)),
+            "logp": torch.zeros((steps, B, N)),
+            "rew": torch.zeros((steps, B, N)),
+            "done": torch.zeros((steps, B, N)),
+            "val": torch.zeros((steps, B, N)),
+            "mask": torch.zeros((steps, B, N)),
+        }
+        episodes = []
+        for t in range(steps):
+            with torch.no_grad():
+                action, logp, _, value = model.get_action_and_value(self.obs)
+                command = model.to_command(action)
+            step = env.step(command.numpy())
+            rewards = torch.as_tensor(step.rewards)
+            if step.truncated.any():  # bootstrap the time limit instead of calling it an end
+                with torch.no_grad():
+                    v_final = denormalise(model.get_value(torch.as_tensor(step.final_obs)), value_norm, config)
+                alive = torch.as_tensor(step.active & ~step.terminated & step.truncated[:, None])
+                rewards = rewards + config.gamma * v_final * alive
+            buf["obs"][t], buf["act"][t], buf["logp"][t], buf["val"][t] = self.obs, action, logp, value
+            buf["rew"][t] = rewards
+            buf["done"][t] = torch.as_tensor(step.terminated | step.world_done[:, None], dtype=torch.float32)
+            buf["mask"][t] = torch.as_tensor(step.active, dtype=torch.float32)
+            self.episode_return += step.rewards.sum(axis=1) / N
+            for w, metrics in zip(np.flatnonzero(step.world_done), step.episodes, strict=True):
+                episodes.append({"return": float(self.episode_return[w]), **_scalars(metrics)})
+                self.episode_return[w] = 0.0
+            self.obs = torch.as_tensor(step.obs)
+        return Rollout(**buf, next_obs=self.obs.clone(), episodes=episodes)
+
+
+def denormalise(v: torch.Tensor, norm: RunningNorm, config: TrainConfig) -> torch.Tensor:
+    if not config.value_norm:
+        return v
+    return v * torch.sqrt(norm.var + 1e-8) + norm.mean
+
+
+def ppo_update(
+    model: MultiAgentActorCritic,
+    optimizer: torch.optim.Optimizer,
+    rollouts: list[Rollout],
+    value_norm: RunningNorm,
+    config: TrainConfig,
+    train_actor: bool = True,
+) -> dict[str, float]:
+    """GAE over each rollout, then clipped-objective epochs over (step, world) samples."""
+    obs = torch.cat([r.obs for r in rollouts], dim=1)
+    act = torch.cat([r.act for r in rollouts], dim=1)
+    logp = torch.cat([r.logp for r in rollouts], dim=1)
+    rew = torch.cat([r.rew for r in rollouts], dim=1)
+    done = torch.cat([r.done for r in rollouts], dim=1)
+    val = torch.cat([r.val for r in rollouts], dim=1)
+    mask = torch.cat([r.mask for r in rollouts], dim=1)
+    next_obs = torch.cat([r.next_obs for r in rollouts], dim=0)
+    T, B, N = rew.shape
+    with torch.no_grad():
+        model.obs_norm.update(obs[mask.bool()])
+        next_value = denormalise(model.get_value(next_obs), value_norm, config)
+        values = denormalise(val, value_norm, config)
+        adv = torch.zeros_like(rew)
+        last = torch.zeros((B, N))
+        for t in reversed(range(T)):
+            nv = next_value if t == T - 1 else values[t + 1]
+            nonterminal = 1.0 - done[t]
+            delta = rew[t] + config.gamma * nv * nonterminal - values[t]
+            last = delta + config.gamma * config.gae_lambda * nonterminal * last
+            adv[t] = last
+        returns = adv + values
+        if config.value_norm:
+            value_norm.update(returns[mask.bool()].reshape(-1, 1))
+            target = (returns - value_norm.mean) / torch.sqrt(value_norm.var + 1e-8)
+        else:
+            target = returns
+
+    def flat(x):
+        return x.reshape(T * B, *x.shape[2:])
+
+    b_obs, b_act, b_logp, b_adv, b_target, b_mask = map(flat, (obs, act, logp, adv, target, mask))
+    active = b_adv[b_mask.bool()]
+    b_adv = (b_adv - active.mean()) / (active.std() + 1e-8)
+    size = T * B
+    mb = max(1, size // config.minibatches)
+    stats = []
+    for _ in range(config.update_epochs):
+        perm = torch.randperm(size)
+        for start in range(0, size, mb):
+            idx = perm[start : start + mb]
+            m = b_mask[idx]
+            denom = m.sum().clamp(min=1.0)
+            _, new_logp, entropy, new_value = model.get_action_and_value(b_obs[idx], b_act[idx])
+            ratio = (new_logp - b_logp[idx]).exp()
+            a = b_adv[idx]
+            pg = torch.max(-a * ratio, -a * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef))
+            pg_loss = (pg * m).sum() / denom
+            v_loss = 0.5 * (((new_value - b_target[idx]) ** 2) * m).sum() / denom
+            ent = (entropy * m).sum() / denom
+            loss = config.vf_coef * v_loss
+            if train_actor:
+                loss = loss + pg_loss - config.ent_coef * ent
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            with torch.no_grad():
+                approx_kl = (((ratio - 1) - (new_logp - b_logp[idx])) * m).sum() / denom
+            stats.append((pg_loss.item(), v_loss.item(), ent.item(), approx_kl.item()))
+    s = np.mean(stats, axis=0)
+    return {"policy_loss": float(s[0]), "value_loss": float(s[1]), "entropy": float(s[2]), "approx_kl": float(s[3])}
+
+
+def make_model(env: BatchedEnv, config: TrainConfig) -> MultiAgentActorCritic:
+    model = MultiAgentActorCritic(
+        env.obs_dim,
+        env.num_agents,
+        env.action_low[0],
+        env.action_high[0],
+        hidden=config.hidden,
+        centralised=config.algo == "mappo",
+        discrete_per_axis=config.discrete_per_axis,
+    )
+    if not model.discrete:
+        with torch.no_grad():
+            model.log_std.fill_(config.init_log_std)
+    return model
 
 
 def train(
@@ -91,171 +263,98 @@ def train(
     torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    env = BatchedEnv(world, config.num_worlds, seed=config.seed)
-    B, N, D = config.num_worlds, env.num_agents, env.obs_dim
-    T = config.rollout_steps
-    model = MultiAgentActorCritic(
-        D,
-        N,
-        env.action_low[0],
-        env.action_high[0],
-        hidden=config.hidden,
-        centralised=config.algo == "mappo",
-        discrete_per_axis=config.discrete_per_axis,
-    )
+    started = time.monotonic()
+    if config.workers > 0:
+        from policies.distributed import RayCollectors
+
+        collectors = RayCollectors(world, config)
+        env_info = collectors.env_info
+    else:
+        local = Collector(world, config.num_worlds, config.seed)
+        env_info = local.env
+    model = make_model(env_info, config)
+    if config.bc_agent_steps > 0:
+        from policies.imitation import clone_scripted_baseline
+
+        clone_scripted_baseline(model, world, config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
     value_norm = RunningNorm(1, clip=1e6)
-    per_iteration = B * N * T
+    groups = max(config.workers, 1)
+    per_iteration = groups * config.num_worlds * env_info.num_agents * config.rollout_steps
     iterations = max(1, math.ceil(config.total_agent_steps / per_iteration))
     writer = _writer(log_dir)
     bar = _bar(progress, iterations * per_iteration)
-
-    obs = torch.as_tensor(env.reset(seed=config.seed))
-    act_shape = () if model.discrete else (2,)
-    buf_obs = torch.zeros((T, B, N, D))
-    buf_act = torch.zeros((T, B, N, *act_shape))
-    buf_logp = torch.zeros((T, B, N))
-    buf_rew = torch.zeros((T, B, N))
-    buf_done = torch.zeros((T, B, N))
-    buf_val = torch.zeros((T, B, N))
-    buf_mask = torch.zeros((T, B, N))
-    episode_return = np.zeros(B)
     recent: deque[dict[str, float]] = deque(maxlen=200)
     result = TrainResult(None)
-    started = time.monotonic()
     best_success = -1.0
-
-    for it in range(iterations):
-        if config.anneal_lr:
-            optimizer.param_groups[0]["lr"] = config.learning_rate * (1.0 - it / iterations)
-        for t in range(T):
-            with torch.no_grad():
-                action, logp, _, value = model.get_action_and_value(obs)
-                command = model.to_command(action)
-            step = env.step(command.numpy())
-            rewards = torch.as_tensor(step.rewards)
-            if step.truncated.any():  # bootstrap the time limit instead of calling it an end
-                with torch.no_grad():
-                    v_final = _denorm(model.get_value(torch.as_tensor(step.final_obs)), value_norm, config)
-                alive = torch.as_tensor(step.active & ~step.terminated & step.truncated[:, None])
-                rewards = rewards + config.gamma * v_final * alive
-            buf_obs[t], buf_act[t], buf_logp[t], buf_val[t] = obs, action, logp, value
-            buf_rew[t] = rewards
-            buf_done[t] = torch.as_tensor(step.terminated | step.world_done[:, None], dtype=torch.float32)
-            buf_mask[t] = torch.as_tensor(step.active, dtype=torch.float32)
-            episode_return += step.rewards.sum(axis=1) / N
-            for w, metrics in zip(np.flatnonzero(step.world_done), step.episodes, strict=True):
-                recent.append({"return": float(episode_return[w]), **_scalars(metrics)})
-                episode_return[w] = 0.0
-            obs = torch.as_tensor(step.obs)
-            bar.update(B * N)
-        # ---- advantages ----------------------------------------------------------------
-        with torch.no_grad():
-            model.obs_norm.update(buf_obs[buf_mask.bool()])
-            next_value = _denorm(model.get_value(obs), value_norm, config)
-            values = _denorm(buf_val, value_norm, config)
-            adv = torch.zeros_like(buf_rew)
-            last = torch.zeros((B, N))
-            for t in reversed(range(T)):
-                nv = next_value if t == T - 1 else values[t + 1]
-                nonterminal = 1.0 - buf_done[t]
-                delta = buf_rew[t] + config.gamma * nv * nonterminal - values[t]
-                last = delta + config.gamma * config.gae_lambda * nonterminal * last
-                adv[t] = last
-            returns = adv + values
-            mask = buf_mask
-            if config.value_norm:
-                value_norm.update(returns[mask.bool()].reshape(-1, 1))
-            target = (returns - value_norm.mean) / torch.sqrt(value_norm.var + 1e-8) if config.value_norm else returns
-        # ---- PPO update over (step, world) samples: each holds the whole team ---------------
-        flat = lambda x: x.reshape(T * B, *x.shape[2:])  # noqa: E731
-        b_obs, b_act, b_logp, b_adv = flat(buf_obs), flat(buf_act), flat(buf_logp), flat(adv)
-        b_target, b_mask = flat(target), flat(mask)
-        active_adv = b_adv[b_mask.bool()]
-        b_adv = (b_adv - active_adv.mean()) / (active_adv.std() + 1e-8)
-        size = T * B
-        mb = max(1, size // config.minibatches)
-        stats = []
-        for _ in range(config.update_epochs):
-            perm = torch.randperm(size)
-            for start in range(0, size, mb):
-                idx = perm[start : start + mb]
-                m = b_mask[idx]
-                denom = m.sum().clamp(min=1.0)
-                _, new_logp, entropy, new_value = model.get_action_and_value(b_obs[idx], b_act[idx])
-                ratio = (new_logp - b_logp[idx]).exp()
-                a = b_adv[idx]
-                pg = torch.max(-a * ratio, -a * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef))
-                pg_loss = (pg * m).sum() / denom
-                v_loss = 0.5 * (((new_value - b_target[idx]) ** 2) * m).sum() / denom
-                ent = (entropy * m).sum() / denom
-                loss = pg_loss + config.vf_coef * v_loss - config.ent_coef * ent
-                optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                with torch.no_grad():
-                    approx_kl = (((ratio - 1) - (new_logp - b_logp[idx])) * m).sum() / denom
-                stats.append((pg_loss.item(), v_loss.item(), ent.item(), approx_kl.item()))
-        # ---- report ----------------------------------------------------------------------
-        steps_done = (it + 1) * per_iteration
-        s = np.mean(stats, axis=0)
-        row = {"iteration": it + 1, "agent_steps": steps_done, "seconds": time.monotonic() - started}
-        row.update({"policy_loss": s[0], "value_loss": s[1], "entropy": s[2], "approx_kl": s[3]})
-        if recent:
-            for key in recent[0]:
-                vals = [r[key] for r in recent if key in r]
-                row[key] = float(np.mean(vals))
-        row["episodes"] = len(recent)
-        result.history.append(row)
+    try:
+        for it in range(iterations):
+            frac = 1.0 - it / iterations
+            if config.anneal_lr:
+                optimizer.param_groups[0]["lr"] = config.learning_rate * frac
+            if config.workers > 0:
+                rollouts = collectors.collect(model, value_norm)
+            else:
+                rollouts = [local.collect(model, config.rollout_steps, value_norm, config)]
+            for r in rollouts:
+                recent.extend(r.episodes)
+            bar.update(per_iteration)
+            stats = ppo_update(
+                model, optimizer, rollouts, value_norm, config, train_actor=it >= config.critic_warmup_iterations
+            )
+            steps_done = (it + 1) * per_iteration
+            row = {"iteration": it + 1, "agent_steps": steps_done, "seconds": time.monotonic() - started, **stats}
+            if recent:
+                for key in recent[0]:
+                    vals = [r[key] for r in recent if key in r]
+                    row[key] = float(np.mean(vals))
+            row["episodes"] = len(recent)
+            result.history.append(row)
+            if writer is not None:
+                for key, value in row.items():
+                    if key not in ("iteration", "agent_steps"):
+                        writer.add_scalar(f"train/{key}", value, steps_done)
+            bar.set_postfix_str(
+                f"return {row.get('return', float('nan')):.2f}, success {row.get('success_rate', float('nan')):.0%}"
+            )
+            if on_iteration is not None:
+                on_iteration(row)
+            if out is not None and row.get("success_rate", -1) >= best_success and len(recent) >= 20:
+                best_success = row["success_rate"]
+                result.checkpoint = _save(out, model, world, config, row, command, env_info)
+            if seconds is not None and time.monotonic() - started >= seconds:
+                break
+    finally:
+        bar.close()
         if writer is not None:
-            for key, value in row.items():
-                if key not in ("iteration", "agent_steps"):
-                    writer.add_scalar(f"train/{key}", value, steps_done)
-        bar.set_postfix_str(
-            f"return {row.get('return', float('nan')):.2f}, success {row.get('success_rate', float('nan')):.0%}"
-        )
-        if on_iteration is not None:
-            on_iteration(row)
-        if out is not None and row.get("success_rate", -1) >= best_success and len(recent) >= 20:
-            best_success = row["success_rate"]
-            result.checkpoint = _save(out, model, world, config, row, command, env)
-        if seconds is not None and time.monotonic() - started >= seconds:
-            break
-    bar.close()
-    if writer is not None:
-        writer.close()
+            writer.close()
+        if config.workers > 0:
+            collectors.close()
     result.agent_steps = result.history[-1]["agent_steps"] if result.history else 0
     result.seconds = time.monotonic() - started
     if out is not None and result.checkpoint is None:
-        result.checkpoint = _save(out, model, world, config, result.history[-1], command, env)
-    result.model = model  # type: ignore[attr-defined]
+        result.checkpoint = _save(
+            out, model, world, config, result.history[-1] if result.history else {}, command, env_info
+        )
+    result.model = model
     return result
-
-
-def _denorm(v: torch.Tensor, norm: RunningNorm, config: TrainConfig) -> torch.Tensor:
-    if not config.value_norm:
-        return v
-    return v * torch.sqrt(norm.var + 1e-8) + norm.mean
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def _save(out: Path, model, world: WorldSpec, config: TrainConfig, row: dict, command: str, env: BatchedEnv) -> Path:
+def _save(out: Path, model, world: WorldSpec, config: TrainConfig, row: dict, command: str, env) -> Path:
+    layout = {name: [sl.start, sl.stop] for name, sl in env.task.observation_slices().items()}
     info = {
         "task": world.task.name,
         "world": world.name,
         "world_file": world.source,
         "agents": env.agents,
-        "observation": {
-            "size": env.obs_dim,
-            "layout": env.task.observation_slices()
-            and {name: [sl.start, sl.stop] for name, sl in env.task.observation_slices().items()},
-        },
+        "observation": {"size": env.obs_dim, "layout": layout},
         "action": {
             "type": "discrete" if model.discrete else "continuous",
+            "layout": env.task.action_layout(),
             "low": env.action_low[0].tolist(),
             "high": env.action_high[0].tolist(),
         },
@@ -290,7 +389,3 @@ def _writer(log_dir: Path | None):
     except ImportError:
         return None
     return SummaryWriter(str(log_dir))
-
-
-def history_json(result: TrainResult) -> str:
-    return json.dumps(result.history)

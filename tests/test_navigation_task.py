@@ -86,9 +86,9 @@ def test_rewards_progress_collision_and_goal():
     # robot_0 moves 1 m toward its goal (4, -3): along the unit vector (0.8, -0.6).
     r, arrived = _one(task.step(_snap([[0.8, -0.6, 0.0], [2.0, 2.0, 0.0]], contacts=[False, True])))
     assert r[0] == pytest.approx(1.0 - 0.01, abs=1e-6)
-    assert r[1] == pytest.approx(-5.0 - 0.01, abs=1e-6)  # new contact
+    assert r[1] == pytest.approx(-5.0 - 0.5 - 0.01, abs=1e-6)  # new contact, and being in contact
     r, _ = _one(task.step(_snap([[0.8, -0.6, 0.0], [2.0, 2.0, 0.0]], contacts=[False, True], t=0.1)))
-    assert r[1] == pytest.approx(-0.01)  # the same contact is penalised once
+    assert r[1] == pytest.approx(-0.5 - 0.01)  # the onset is penalised once, the contact every step
     r, arrived = _one(task.step(_snap([[3.8, -2.9, 0.0], [2.0, 2.0, 0.0]], t=0.15)))
     assert arrived[0] and not arrived[1]
     assert r[0] > 10.0
@@ -98,6 +98,16 @@ def test_rewards_progress_collision_and_goal():
     assert m["robots"][0]["success"] and m["robots"][0]["time_to_goal_s"] == pytest.approx(0.15)
     assert m["robots"][1]["collisions"] == 1
     assert m["success_rate"] == 0.5 and m["collision_rate"] == 0.5
+
+
+def test_proximity_to_obstacles_costs_in_proportion():
+    task, _ = _two_robot_task()
+    lidar = np.full((2, 360), 10.0)
+    r = task.radii[0]
+    lidar[0, 0] = r + 0.1  # robot 0: 0.1 m of clearance of the 0.4 m safe distance
+    rewards, _ = _one(task.step(_snap([[0.0, 0.0, 0.0], [2.0, 2.0, 0.0]], lidar=lidar)))
+    assert rewards[0] == pytest.approx(-0.01 - 0.2 * (1 - 0.1 / 0.4))
+    assert rewards[1] == pytest.approx(-0.01)
 
 
 def test_spl_is_shortest_over_travelled():

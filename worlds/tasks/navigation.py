@@ -8,7 +8,9 @@ Observation of one robot (body frame, SI units):
     and velocity x, y in the robot frame, then 1 (present) or 0 (padding).
 
 Reward per control step: ``progress`` × metres gained toward the goal, ``goal_bonus`` on
-arrival, ``-collision_penalty`` on each new contact, ``-time_penalty``.
+arrival, ``-collision_penalty`` on each new contact and ``-contact_penalty`` per step in
+contact, ``-proximity_penalty`` × (1 − clearance / ``safe_distance_m``) when the nearest lidar
+return is closer than the robot's enclosing circle plus ``safe_distance_m``, ``-time_penalty``.
 
 Episode metrics, per robot and averaged: success (reached within ``goal_tolerance_m``
 before ``max_episode_s``), collisions (contact onsets), path length, shortest collision-free
@@ -38,6 +40,13 @@ class RewardWeights(Spec):
     progress: NonNegativeFloat = 1.0
     goal_bonus: NonNegativeFloat = 10.0
     collision_penalty: NonNegativeFloat = 5.0
+    """On each new contact."""
+    contact_penalty: NonNegativeFloat = 0.5
+    """Per control step while in contact (pushing on is never free)."""
+    proximity_penalty: NonNegativeFloat = 0.2
+    """Per step, scaled by how far inside ``safe_distance_m`` the nearest lidar return is."""
+    safe_distance_m: PositiveFloat = 0.4
+    """Clearance beyond the robot's enclosing circle that counts as safe."""
     time_penalty: NonNegativeFloat = 0.01
 
 
@@ -270,7 +279,10 @@ class NavigationTask(Task):
         self.collisions += act & new_contact
         arrived = act & (dist <= self.params.goal_tolerance_m)
         rewards = w.progress * (self._last_dist - dist) - w.time_penalty
-        rewards -= w.collision_penalty * new_contact
+        rewards -= w.collision_penalty * new_contact + w.contact_penalty * snap.contacts
+        if snap.lidar is not None and w.proximity_penalty > 0:
+            clearance = snap.lidar.min(axis=-1) - self.radii
+            rewards -= w.proximity_penalty * np.clip(1.0 - clearance / w.safe_distance_m, 0.0, 1.0)
         rewards += w.goal_bonus * arrived
         rewards = np.where(act, rewards, 0.0)
         self.reached |= arrived

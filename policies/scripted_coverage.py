@@ -1,0 +1,156 @@
+"""Scripted coverage baseline: decentralised greedy assignment from each robot's local view.
+
+Each control period each robot, alone and without messages, (1) matches the robots it
+sees (itself and its observed neighbours) to the landmarks it sees, greedily: the closest
+robot-landmark pair first, then the closest of the rest, and so on; landmarks whose beacon
+says they are taken by a robot it cannot see are left out; (2) drives to the landmark it
+gave itself, slowing on arrival; (3) with none (more robots than landmarks in view), it
+heads for the nearest landmark it sees that no robot covers, or else moves away from its
+neighbours to look further afield. A short-range push away from neighbours keeps it from
+touching them. It is "nearest landmark that no closer neighbour wants", made consistent:
+views differ between robots, so two may still chase one landmark for a while, and a
+landmark nobody sees stays uncovered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from policies.base import Policy, PolicyContext
+
+
+@dataclass(frozen=True)
+class CoverageConfig:
+    """Tuning of the greedy coverage baseline."""
+
+    gain: float = 1.5
+    """Commanded speed (m/s) per metre to the target, capped at the speed limit."""
+    stop_m: float = 0.05
+    """Closer than this to its landmark the robot stops."""
+    explore_mps: float = 0.6
+    """Speed when moving away from neighbours to look for landmarks."""
+    separation_m: float = 0.5
+    """Centre-to-centre distance below which a neighbour pushes the robot away."""
+    separation_gain: float = 1.0
+    """m/s of push from a neighbour at zero distance (linear down to 0 at separation_m)."""
+    taken_by_seen_m: float = 0.45
+    """A taken landmark counts as taken by a seen neighbour if one is this close to it."""
+    wall_m: float = 1.0
+    """An exploring robot turns away from lidar returns nearer than this."""
+
+
+class CoveragePolicy(Policy):
+    """Greedy local assignment of robots to landmarks, then go there."""
+
+    name = "scripted"
+
+    def __init__(self, context: PolicyContext, config: CoverageConfig | None = None):
+        if context.task_name != "coverage":
+            raise ValueError(f"the greedy coverage policy drives 'coverage' tasks, not {context.task_name!r}")
+        super().__init__(context)
+        self.config = config or CoverageConfig()
+        s = context.observation_slices
+        self._lm, self._nb, self._lidar = s["landmarks"], s["neighbours"], s["lidar"]
+        if context.lidar_angles is None:
+            raise ValueError("the greedy coverage policy needs lidar in the observation")
+        self._dirs = np.stack([np.cos(context.lidar_angles), np.sin(context.lidar_angles)], axis=-1)
+        self._explore: dict[str, np.ndarray] = {}
+
+    def reset(self, seed: int | None = None) -> None:
+        self._explore = {}
+
+    def act(self, observations: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {agent: self._act_one(agent, np.asarray(obs, dtype=float)) for agent, obs in observations.items()}
+
+    def _act_one(self, agent: str, obs: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        lim = self.context.limits[agent]
+        lm = obs[self._lm].reshape(-1, 4)
+        lm = lm[lm[:, 3] > 0.5]
+        nb = obs[self._nb].reshape(-1, 5)
+        nb = nb[nb[:, 4] > 0.5]
+        robots = np.vstack([np.zeros((1, 2)), nb[:, :2]])  # me first, in my frame
+
+        if len(lm):
+            d = np.linalg.norm(robots[:, None, :] - lm[None, :, :2], axis=-1)  # (robots, landmarks)
+            # Taken by a robot out of my sight: not mine to take.
+            unseen_taker = (lm[:, 2] > 0.5) & (d[1:].min(axis=0, initial=np.inf) > cfg.taken_by_seen_m)
+            d[:, unseen_taker] = np.inf
+            target = _greedy_target(d)
+            if target is None:
+                free = np.flatnonzero(lm[:, 2] < 0.5)
+                if len(free):
+                    target = int(free[np.argmin(d[0, free])])
+        else:
+            target = None
+
+        if target is not None:
+            rel = lm[target, :2]
+            dist = float(np.linalg.norm(rel))
+            desired = np.zeros(2) if dist < cfg.stop_m else rel * min(cfg.gain, lim.max_linear_speed_mps / dist)
+            self._explore.pop(agent, None)
+        else:
+            desired = cfg.explore_mps * self._explore_direction(agent, nb, lm, self._walls(obs, nb))
+
+        if len(nb):
+            rel, gap = nb[:, :2], np.maximum(np.linalg.norm(nb[:, :2], axis=1), 1e-6)
+            push = np.clip(1.0 - gap / cfg.separation_m, 0.0, None)
+            desired -= cfg.separation_gain * (push[:, None] * rel / gap[:, None]).sum(axis=0)
+
+        speed = float(np.linalg.norm(desired))
+        if speed > lim.max_linear_speed_mps:
+            desired *= lim.max_linear_speed_mps / speed
+        lo = np.array([lim.min_linear_speed_mps, -lim.max_angular_speed_radps])
+        hi = np.array([lim.max_linear_speed_mps, lim.max_angular_speed_radps])
+        return np.clip(desired, lo, hi).astype(np.float32)
+
+    def _walls(self, obs: np.ndarray, nb: np.ndarray) -> np.ndarray:
+        """Unit vectors (robot frame) toward lidar returns nearer than ``wall_m`` that no
+        seen neighbour explains."""
+        ranges = obs[self._lidar]
+        near = ranges < self.config.wall_m
+        points = ranges[near, None] * self._dirs[near]
+        if len(nb) and len(points):
+            gap = np.linalg.norm(points[:, None, :] - nb[None, :, :2], axis=-1).min(axis=1)
+            keep = gap > 0.5
+            return self._dirs[near][keep]
+        return self._dirs[near]
+
+    def _explore_direction(self, agent: str, nb: np.ndarray, lm: np.ndarray, walls: np.ndarray) -> np.ndarray:
+        """Unit vector away from what is already seen to be served (neighbours, taken
+        landmarks), else the last one (straight on); turned back from walls ahead."""
+        seen = np.vstack([nb[:, :2], lm[lm[:, 2] > 0.5, :2]])
+        if len(seen):
+            unit = seen / np.maximum(np.linalg.norm(seen, axis=1, keepdims=True), 1e-6)
+            away = -unit.sum(axis=0)
+            norm = float(np.linalg.norm(away))
+            if norm > 1e-6:
+                self._explore[agent] = away / norm
+        direction = self._explore.get(agent, np.zeros(2))
+        for n in walls:  # reflect off each wall the direction runs into: slide along it
+            into = float(direction @ n)
+            if into > 0.0:
+                direction = direction - 2.0 * into * n
+        norm = float(np.linalg.norm(direction))
+        if norm > 1e-6:
+            direction = direction / norm
+            self._explore[agent] = direction
+        return direction
+
+
+def _greedy_target(d: np.ndarray) -> int | None:
+    """Greedy matching on a (robots, landmarks) distance matrix, closest pair first; the
+    landmark matched to robot 0 (None if it gets none or only unreachable ones)."""
+    d = d.copy()
+    for _ in range(min(d.shape)):
+        r, lm = np.unravel_index(int(np.argmin(d)), d.shape)
+        if not np.isfinite(d[r, lm]):
+            return None
+        if r == 0:
+            return int(lm)
+        d[r, :] = np.inf
+        d[:, lm] = np.inf
+    return None

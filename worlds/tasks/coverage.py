@@ -1,0 +1,419 @@
+"""Coverage: the robots spread out so that every landmark has a robot on it, each choosing
+its landmark from its own local view, without communication (the VMAS / MPE "spread"
+task, SwarmBench family). Landmarks are drawn per episode.
+
+Observation of one robot (body frame, SI units):
+  velocity (2): own velocity x, y;
+  landmarks (4 × landmark_obs): for the nearest landmarks within ``landmark_radius_m``:
+    position x, y in the robot frame, 1 if another robot is within ``cover_radius_m`` of it
+    (the landmark's beacon says it is taken) else 0, then 1 (present) or 0 (padding);
+  neighbours (5 × k): for the k nearest robots within ``neighbour_radius_m``: position x, y
+    and velocity x, y in the robot frame, then 1 (present) or 0 (padding);
+  lidar (lidar_obs_beams): ranges (walls and robots), min-pooled from the world's lidar.
+
+Reward per control step and robot: ``progress`` × the decrease of the team's cost, the mean
+over landmarks of the distance to the nearest robot (m; shared); ``covered`` × the fraction
+of landmarks covered (shared); ``holding`` if the robot itself covers a landmark as the
+robot nearest to it; ``-collision_penalty`` on each new contact. Episodes run to the time
+limit: holding the landmarks is part of the task.
+
+A landmark is covered when a robot is within ``cover_radius_m`` of it. Episode metrics:
+  coverage_fraction: fraction of landmarks covered at the end of the episode;
+  mean_coverage_fraction: mean over control steps of the fraction covered (rewards speed);
+  landmark_distance_m: mean over landmarks of the distance to the nearest robot, at the end;
+  time_to_full_coverage_s: when all landmarks were first covered at once (None if never);
+  collisions: contact onsets (walls or robots); collision_rate: fraction of robots with any;
+  success_rate: 1.0 when every landmark is covered at the end of the episode, else 0.0
+    (one figure per episode: the team covers or it does not).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import numpy as np
+from numba import njit
+from pydantic import Field
+
+from worlds import geometry
+from worlds.errors import Problem
+from worlds.spec import NonNegativeFloat, PositiveFloat, Region, Spec, WorldSpec
+from worlds.tasks.base import ObservationPart, Snapshot, Task
+from worlds.tasks.flocking import clip_row, contiguous_f64, nearest_others, write_neighbours
+
+LANDMARK_CLEARANCE_M = 0.05  # free space kept between a landmark and walls beyond a robot's radius
+
+
+class CoverageReward(Spec):
+    progress: NonNegativeFloat = 1.0
+    covered: NonNegativeFloat = 0.05
+    holding: NonNegativeFloat = 0.02
+    collision_penalty: NonNegativeFloat = 2.0
+
+
+class CoverageParams(Spec):
+    """``task.params`` of a coverage world."""
+
+    landmark_region: Region
+    landmarks: Annotated[int, Field(ge=1, le=32)] = 6
+    landmark_separation_m: PositiveFloat = 1.5
+    cover_radius_m: PositiveFloat = 0.4
+    max_episode_s: PositiveFloat = 30.0
+    landmark_obs: Annotated[int, Field(ge=1, le=32)] = 6
+    landmark_radius_m: PositiveFloat = 6.0
+    neighbours: Annotated[int, Field(ge=0, le=16)] = 3
+    neighbour_radius_m: PositiveFloat = 3.0
+    lidar_obs_beams: Annotated[int, Field(gt=0)] = 8
+    reward: CoverageReward = CoverageReward()
+
+
+# ---- compiled per-step maths (numba, serial) ------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def _observe(poses, twists, lidar, landmarks, m, radius_m, cover_m, k, nb_radius_m, lo, hi, out):
+    """out (B, N, D) float32: the observation of the module docstring, clipped to lo/hi."""
+    B, N, L = poses.shape[0], poses.shape[1], landmarks.shape[1]
+    d = np.empty((N, L))
+    covering = np.empty(L, np.int64)
+    cos_yaw = np.empty(N)
+    sin_yaw = np.empty(N)
+    lm_idx = np.empty(m, np.int64)
+    lm_dist = np.empty(m)
+    idx = np.empty(max(k, 1), np.int64)
+    dist = np.empty(max(k, 1))
+    nb_at = 2 + 4 * m
+    lidar_at = nb_at + 5 * k
+    sectors = lo.shape[0] - lidar_at
+    per = lidar.shape[2] // sectors
+    for b in range(B):
+        for lm in range(L):
+            covering[lm] = 0
+        for i in range(N):
+            cos_yaw[i] = math.cos(poses[b, i, 2])
+            sin_yaw[i] = math.sin(poses[b, i, 2])
+            for lm in range(L):
+                dx = landmarks[b, lm, 0] - poses[b, i, 0]
+                dy = landmarks[b, lm, 1] - poses[b, i, 1]
+                d[i, lm] = math.sqrt(dx * dx + dy * dy)
+                if d[i, lm] <= cover_m:
+                    covering[lm] += 1
+        for i in range(N):
+            row = out[b, i]
+            c, s = cos_yaw[i], sin_yaw[i]
+            row[0] = twists[b, i, 0]
+            row[1] = twists[b, i, 1]
+            # The m nearest landmarks within range, nearest first (insertion).
+            n = 0
+            for lm in range(L):
+                dl = d[i, lm]
+                if dl > radius_m or (n == m and dl >= lm_dist[m - 1]):
+                    continue
+                at = n if n < m else m - 1
+                while at > 0 and lm_dist[at - 1] > dl:
+                    lm_dist[at] = lm_dist[at - 1]
+                    lm_idx[at] = lm_idx[at - 1]
+                    at -= 1
+                lm_dist[at] = dl
+                lm_idx[at] = lm
+                if n < m:
+                    n += 1
+            for slot in range(m):
+                base = 2 + 4 * slot
+                if slot >= n:
+                    for q in range(4):
+                        row[base + q] = 0.0
+                    continue
+                lm = lm_idx[slot]
+                dx = landmarks[b, lm, 0] - poses[b, i, 0]
+                dy = landmarks[b, lm, 1] - poses[b, i, 1]
+                others = covering[lm] - (1 if d[i, lm] <= cover_m else 0)
+                row[base] = c * dx + s * dy
+                row[base + 1] = -s * dx + c * dy
+                row[base + 2] = 1.0 if others > 0 else 0.0
+                row[base + 3] = 1.0
+            n = nearest_others(poses, b, i, k, nb_radius_m, idx, dist)
+            write_neighbours(poses, twists, cos_yaw, sin_yaw, b, i, idx, n, k, row, nb_at)
+            for q in range(sectors):
+                r = lidar[b, i, q * per]
+                for t in range(1, per):
+                    r = min(r, lidar[b, i, q * per + t])
+                row[lidar_at + q] = r
+            clip_row(row, lo, hi)
+
+
+@njit(cache=True, nogil=True)
+def _coverage(poses, landmarks, nearest_m, holder):
+    """Per landmark: distance to the nearest robot and that robot's index."""
+    B, N, L = poses.shape[0], poses.shape[1], landmarks.shape[1]
+    for b in range(B):
+        for lm in range(L):
+            best, who = np.inf, 0
+            for i in range(N):
+                dx = landmarks[b, lm, 0] - poses[b, i, 0]
+                dy = landmarks[b, lm, 1] - poses[b, i, 1]
+                dl = math.sqrt(dx * dx + dy * dy)
+                if dl < best:
+                    best, who = dl, i
+            nearest_m[b, lm] = best
+            holder[b, lm] = who
+
+
+class CoverageTask(Task):
+    name = "coverage"
+    Params = CoverageParams
+    params: CoverageParams
+
+    def __init__(self, world: WorldSpec, params: CoverageParams, num_worlds: int = 1):
+        super().__init__(world, params, num_worlds)
+        self.lidar = world.sensors.lidar
+        B, N, L = num_worlds, self.num_robots, params.landmarks
+        self.clearance_m = max(r.model.radius_m for r in self.robots) + LANDMARK_CLEARANCE_M
+        self.landmarks = np.zeros((B, L, 2))
+        self._bounds = self._make_bounds()
+        self.active = np.ones((B, N), dtype=bool)  # nobody finishes early: coverage is held
+        self.collisions = np.zeros((B, N), dtype=int)
+        self.path_m = np.zeros((B, N))
+        self.steps = np.zeros(B, dtype=int)
+        self.covered_sum = np.zeros(B)
+        self.covered = np.zeros((B, L), dtype=bool)
+        self.nearest_m = np.zeros((B, L))
+        self.holding = np.zeros((B, N), dtype=bool)
+        self.time_to_full_s = np.full(B, np.nan)
+        self._last_cost = np.zeros(B)
+        self._last_pos = np.zeros((B, N, 2))
+        self._last_contact = np.zeros((B, N), dtype=bool)
+        self._elapsed_s = np.zeros(B)
+
+    # ---- checks ------------------------------------------------------------------------
+    @classmethod
+    def check(cls, world: WorldSpec, params: CoverageParams) -> list[Problem]:
+        problems: list[Problem] = []
+        hx, hy = world.arena.half_extents
+        if world.sensors.lidar.beams % params.lidar_obs_beams:
+            problems.append(
+                Problem(
+                    "task.params.lidar_obs_beams",
+                    f"must divide sensors.lidar.beams ({world.sensors.lidar.beams}); got {params.lidar_obs_beams}",
+                )
+            )
+        r = params.landmark_region
+        if r.min[0] < -hx or r.max[0] > hx or r.min[1] < -hy or r.max[1] > hy:
+            problems.append(
+                Problem(
+                    "task.params.landmark_region",
+                    f"region {[list(r.min), list(r.max)]} reaches outside the arena "
+                    f"(x in [{-hx:g}, {hx:g}], y in [{-hy:g}, {hy:g}])",
+                )
+            )
+            return problems
+        n = world.num_robots
+        if params.landmarks > n and params.landmark_separation_m > 2 * params.cover_radius_m:
+            problems.append(
+                Problem(
+                    "task.params.landmarks",
+                    f"{params.landmarks} landmarks at least {params.landmark_separation_m:g} m apart need "
+                    f"{params.landmarks} robots to cover them (a robot covers {params.cover_radius_m:g} m around "
+                    f"it); the world has {n}",
+                )
+            )
+        clearance = max(e.model.radius_m for e in world.robot_entries()) + LANDMARK_CLEARANCE_M
+        points = geometry.sample_free_points(
+            np.random.default_rng(world.seed),
+            r,
+            params.landmarks,
+            world.arena,
+            world.obstacles,
+            radius_m=clearance,
+            min_separation_m=params.landmark_separation_m,
+        )
+        if points is None:
+            problems.append(
+                Problem(
+                    "task.params.landmark_region",
+                    f"cannot hold {params.landmarks} landmarks {params.landmark_separation_m:g} m apart, "
+                    f"clear of obstacles and walls: enlarge it or lower landmarks / landmark_separation_m",
+                )
+            )
+        return problems
+
+    # ---- observations ------------------------------------------------------------------
+    def observation_layout(self) -> list[ObservationPart]:
+        m, k = self.params.landmark_obs, self.params.neighbours
+        return [
+            ObservationPart("velocity", 2, "own velocity x, y in the robot frame (m/s)"),
+            ObservationPart(
+                "landmarks", 4 * m, "per landmark: x, y (m) in the robot frame, taken by another robot, present"
+            ),
+            ObservationPart("neighbours", 5 * k, "per neighbour: x, y (m), vx, vy (m/s) in the robot frame, present"),
+            ObservationPart("lidar", self.params.lidar_obs_beams, "min-pooled lidar ranges (m)"),
+        ]
+
+    def lidar_obs_angles(self) -> np.ndarray:
+        """Body-frame angle (rad) at the centre of each pooled lidar sector."""
+        return self.lidar.angles().reshape(self.params.lidar_obs_beams, -1).mean(axis=1)
+
+    def _make_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        # Twice the limit: a push out of a contact can briefly exceed the commanded speed.
+        vmax = 2.0 * max(max(r.limits.max_linear_speed_mps, r.limits.max_angular_speed_radps) for r in self.robots)
+        p = self.params
+        m, lm_r, k, nb_r = p.landmark_obs, p.landmark_radius_m, p.neighbours, p.neighbour_radius_m
+        lo = np.concatenate(
+            [
+                [-vmax, -vmax],
+                np.tile([-lm_r, -lm_r, 0.0, 0.0], m),
+                np.tile([-nb_r, -nb_r, -vmax, -vmax, 0.0], k),
+                np.zeros(p.lidar_obs_beams),
+            ]
+        )
+        hi = np.concatenate(
+            [
+                [vmax, vmax],
+                np.tile([lm_r, lm_r, 1.0, 1.0], m),
+                np.tile([nb_r, nb_r, vmax, vmax, 1.0], k),
+                np.full(p.lidar_obs_beams, self.lidar.range_max_m),
+            ]
+        )
+        return lo.astype(np.float32), hi.astype(np.float32)
+
+    def observation_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._bounds
+
+    def observe(self, snap: Snapshot) -> np.ndarray:
+        B, N = snap.poses.shape[:2]
+        p = self.params
+        lidar = snap.lidar
+        if lidar is None:
+            lidar = np.full((B, N, p.lidar_obs_beams), self.lidar.range_max_m)
+        out = np.empty((B, N, self.observation_size), dtype=np.float32)
+        lo, hi = self._bounds
+        _observe(
+            contiguous_f64(snap.poses),
+            contiguous_f64(snap.twists),
+            contiguous_f64(lidar),
+            self.landmarks,
+            p.landmark_obs,
+            p.landmark_radius_m,
+            p.cover_radius_m,
+            p.neighbours,
+            p.neighbour_radius_m,
+            lo,
+            hi,
+            out,
+        )
+        return out
+
+    # ---- episode -----------------------------------------------------------------------
+    @property
+    def max_episode_s(self) -> float:
+        return self.params.max_episode_s
+
+    def reset(self, rng: np.random.Generator, starts: np.ndarray, worlds: np.ndarray | None = None) -> None:
+        worlds = np.arange(self.num_worlds) if worlds is None else np.asarray(worlds, dtype=int)
+        starts = np.asarray(starts, dtype=float).reshape(len(worlds), self.num_robots, 3)
+        for w in worlds:
+            self.landmarks[w] = self._draw_landmarks(rng)
+        self.active[worlds] = True
+        self.collisions[worlds] = 0
+        self.path_m[worlds] = 0.0
+        self.steps[worlds] = 0
+        self.covered_sum[worlds] = 0.0
+        self.time_to_full_s[worlds] = np.nan
+        self._last_pos[worlds] = starts[..., :2]
+        self._last_contact[worlds] = False
+        self._elapsed_s[worlds] = 0.0
+        nearest = np.empty((len(worlds), self.params.landmarks))
+        holder = np.empty((len(worlds), self.params.landmarks), dtype=np.int64)
+        _coverage(contiguous_f64(starts), self.landmarks[worlds], nearest, holder)
+        self._last_cost[worlds] = nearest.mean(axis=1)
+        self._update_cover(worlds, nearest, holder)
+
+    def _draw_landmarks(self, rng: np.random.Generator) -> np.ndarray:
+        p = self.params
+        points = geometry.sample_free_points(
+            rng,
+            p.landmark_region,
+            p.landmarks,
+            self.world.arena,
+            self.world.obstacles,
+            radius_m=self.clearance_m,
+            min_separation_m=p.landmark_separation_m,
+        )
+        if points is None:
+            raise ValueError(
+                f"{self.world.source}: task.params.landmark_region cannot hold {p.landmarks} landmarks "
+                f"{p.landmark_separation_m:g} m apart: enlarge it"
+            )
+        return points
+
+    def _update_cover(self, worlds: np.ndarray | slice, nearest: np.ndarray, holder: np.ndarray) -> None:
+        covered = nearest <= self.params.cover_radius_m
+        self.nearest_m[worlds] = nearest
+        self.covered[worlds] = covered
+        # holding[b, i]: robot i is the nearest robot to a landmark it covers.
+        held = np.zeros((len(nearest), self.num_robots + 1), dtype=bool)
+        rows = np.broadcast_to(np.arange(len(nearest))[:, None], holder.shape)
+        held[rows, np.where(covered, holder, self.num_robots)] = True
+        self.holding[worlds] = held[:, : self.num_robots]
+
+    def step(self, snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
+        w = self.params.reward
+        B, L = self.num_worlds, self.params.landmarks
+        pos = snap.poses[..., :2]
+        nearest = np.empty((B, L))
+        holder = np.empty((B, L), dtype=np.int64)
+        _coverage(contiguous_f64(snap.poses), self.landmarks, nearest, holder)
+        self._update_cover(slice(None), nearest, holder)
+        cost = nearest.mean(axis=1)
+        fraction = self.covered.mean(axis=1)
+        new_contact = snap.contacts & ~self._last_contact
+        rewards = (
+            (w.progress * (self._last_cost - cost) + w.covered * fraction)[:, None]
+            + w.holding * self.holding
+            - w.collision_penalty * new_contact
+        )
+        self.steps += 1
+        self.collisions += new_contact
+        self.path_m += np.linalg.norm(pos - self._last_pos, axis=-1)
+        self.covered_sum += fraction
+        t = np.asarray(snap.time_s, dtype=float).reshape(-1)
+        first_full = (fraction >= 1.0) & np.isnan(self.time_to_full_s)
+        self.time_to_full_s = np.where(first_full, t, self.time_to_full_s)
+        self._elapsed_s = t.copy()
+        self._last_cost = cost
+        self._last_pos = pos.copy()
+        self._last_contact = snap.contacts.copy()
+        return rewards, np.zeros_like(self.active)
+
+    def episode_metrics(self, world: int = 0) -> dict[str, Any]:
+        steps = max(int(self.steps[world]), 1)
+        covered = self.covered[world]
+        success = bool(covered.all())
+        collisions = self.collisions[world]
+        ttf = float(self.time_to_full_s[world])
+        robots = []
+        for i in range(self.num_robots):
+            robots.append(
+                {
+                    "robot": f"robot_{i}",
+                    "success": bool(self.holding[world, i]),
+                    "collisions": int(collisions[i]),
+                    "path_length_m": round(float(self.path_m[world, i]), 4),
+                }
+            )
+        return {
+            "success_rate": float(success),
+            "collision_rate": float((collisions > 0).mean()),
+            "collisions": int(collisions.sum()),
+            "coverage_fraction": float(covered.mean()),
+            "mean_coverage_fraction": float(self.covered_sum[world]) / steps,
+            "landmark_distance_m": float(self.nearest_m[world].mean()),
+            "time_to_full_coverage_s": None if math.isnan(ttf) else round(ttf, 3),
+            "path_length_m": float(self.path_m[world].mean()),
+            "episode_s": round(float(self._elapsed_s[world]), 3),
+            "robots": robots,
+        }
+
+    def drawables(self, world: int = 0) -> dict[str, np.ndarray]:
+        return {"landmarks": self.landmarks[world].copy()}

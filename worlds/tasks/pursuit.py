@@ -1,0 +1,515 @@
+"""Pursuit: a team of pursuer robots hunts evaders that flee by a scripted rule
+(SwarmBench / VMAS family). Each pursuer senses only what is near it.
+
+The evaders are the task's own points (the engine knows only robots and obstacles): each
+runs at ``evader_speed_mps`` (a bit below the pursuers' top speed), accelerating at most
+``evader_accel_mps2``. While pursuers are within ``evader_sensing_radius_m`` it flees: of
+16 headings it takes the one whose point one second ahead is furthest from the nearest of
+those pursuers, less 3 m per metre that point lies inside ``evader_wall_margin_m`` of a
+wall, plus 0.3 m for keeping its current heading. So it runs into open space and slides
+along walls, but a cornered or surrounded evader has nowhere good to go. With no pursuer
+in sight it wanders at ``wander_fraction`` of its speed along a heading that turns slowly
+(drawn per episode, so episodes are deterministic given the seed). Walls and obstacles
+block evaders; robots do not (an evader is caught, not pushed).
+
+Capture rule: an evader is captured when a pursuer's centre comes within
+``capture_radius_m`` of it (one pursuer suffices; cornering is how a team makes that
+happen against a slower-turning, nearly as fast evader). A captured evader leaves the game.
+
+Observation of one pursuer (body frame, SI units):
+  velocity (2): own velocity x, y;
+  walls (4): distance from its centre to the arena boundary along its +x, +y, -x, -y
+    axes, clipped at ``wall_sensing_m`` (obstacles are not in it);
+  evaders (5 × k): the k nearest uncaptured evaders within ``sensing_radius_m``:
+    position x, y and velocity x, y in the robot frame, then 1 (present) or 0 (padding);
+  neighbours (5 × k): the k nearest pursuers within ``neighbour_radius_m``, likewise.
+
+Reward per control step and pursuer: ``capture_bonus`` to every pursuer per evader
+captured (a team reward); ``chase`` × the metres by which it closed on the evader that was
+nearest to it (and in sight) at the previous step; ``-collision_penalty`` on each new
+contact (walls or robots); ``-time_penalty``.
+
+Episode metrics: captures and capture_fraction; time_to_capture_s (mean capture time of the
+captured evaders) and time_to_capture_all_s (None unless all were caught); collisions
+(contact onsets) and collision_rate (fraction of pursuers with any); success_rate 1.0 when
+every evader was captured before ``max_episode_s``, else 0.0; per robot its captures.
+The episode ends (all pursuers terminated) when the last evader is captured.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import Field
+
+from worlds import geometry
+from worlds.errors import Problem
+from worlds.spec import BoxObstacle, NonNegativeFloat, PositiveFloat, Region, Spec, WorldSpec
+from worlds.tasks.base import ObservationPart, Snapshot, Task
+from worlds.tasks.navigation import rotate_into
+
+EVADER_RADIUS_M = 0.15  # evaders keep this far from walls and obstacles
+START_GAP_M = 1.0  # evaders start at least this far beyond the capture radius from every pursuer
+FLEE_HEADINGS = 16  # directions an evader weighs when it flees
+_FLEE_ANGLES = 2 * np.pi * np.arange(FLEE_HEADINGS) / FLEE_HEADINGS
+FLEE_DIRS = np.stack([np.cos(_FLEE_ANGLES), np.sin(_FLEE_ANGLES)], axis=-1)  # (H, 2)
+FLEE_HORIZONS_S = np.array([0.5, 1.5, 3.0])  # how far ahead it looks (s)
+WALL_WEIGHT = 1.0  # metres of margin one metre of lost wall clearance is worth
+INERTIA_M = 0.2  # metres of margin that keeping its heading is worth
+
+
+# ---- helpers shared by the swarm tasks (foraging, pursuit, transport) ----------------------
+def map_velocities(poses: np.ndarray, twists: np.ndarray) -> np.ndarray:
+    """(…, 2) map-frame velocities of robots from body-frame twists (vx, vy, wz)."""
+    c, s = np.cos(poses[..., 2]), np.sin(poses[..., 2])
+    vx, vy = twists[..., 0], twists[..., 1]
+    return np.stack([c * vx - s * vy, s * vx + c * vy], axis=-1)
+
+
+def wall_distances(poses: np.ndarray, half_extents: tuple[float, float], max_m: float) -> np.ndarray:
+    """(…, 4): distance from each robot's centre to the arena boundary along its body
+    +x, +y, -x, -y axes (a ray cast against the four walls), clipped at ``max_m``."""
+    hx, hy = half_extents
+    x, y, yaw = poses[..., 0], poses[..., 1], poses[..., 2]
+    c, s = np.cos(yaw), np.sin(yaw)
+    out = []
+    for dx, dy in ((c, s), (-s, c), (-c, -s), (s, -c)):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tx = np.where(dx > 1e-9, (hx - x) / dx, np.where(dx < -1e-9, (-hx - x) / dx, np.inf))
+            ty = np.where(dy > 1e-9, (hy - y) / dy, np.where(dy < -1e-9, (-hy - y) / dy, np.inf))
+        out.append(np.minimum(tx, ty))
+    return np.clip(np.stack(out, axis=-1), 0.0, max_m)
+
+
+def neighbour_rows(poses: np.ndarray, twists: np.ndarray, k: int, radius_m: float) -> np.ndarray:
+    """(B, N, 5k): the k nearest other robots within ``radius_m``, in each robot's frame:
+    position x, y, velocity x, y, present flag; zeros pad. The same features as
+    ``worlds.tasks.navigation.neighbour_features``, in plain numpy: for swarm-sized teams
+    this is cheaper than the threaded kernel, whose thread start-up dominates small arrays."""
+    B, N = poses.shape[:2]
+    if k == 0 or N < 2:
+        return np.zeros((B, N, 5 * k))
+    pos = poses[..., :2]
+    rel = pos[:, None, :, :] - pos[:, :, None, :]  # (B, N, N, 2): robot j seen from robot i
+    dist = np.linalg.norm(rel, axis=-1)
+    seen = (dist <= radius_m) & ~np.eye(N, dtype=bool)
+    return nearest_features(rel, map_velocities(poses, twists), dist, seen, poses[..., 2], k)
+
+
+def nearest_features(
+    rel: np.ndarray, vel: np.ndarray, dist: np.ndarray, seen: np.ndarray, yaw: np.ndarray, k: int
+) -> np.ndarray:
+    """(B, N, 5k): the k nearest seen points per robot: x, y, vx, vy in the robot frame, 1;
+    zeros pad. ``rel`` (B, N, M, 2) map-frame offsets, ``vel`` (B, M, 2) or None."""
+    B, N, M = dist.shape
+    order = np.argsort(np.where(seen, dist, np.inf), axis=-1)[..., :k]  # (B, N, min(k, M))
+    present = np.take_along_axis(seen, order, axis=-1)
+    r = np.take_along_axis(rel, order[..., None], axis=2)
+    out = np.zeros((B, N, k, 5))
+    kk = order.shape[-1]
+    out[:, :, :kk, 0:2] = rotate_into(yaw[..., None], r)
+    if vel is not None:
+        v = np.take_along_axis(np.broadcast_to(vel[:, None], (B, N, M, 2)), order[..., None], axis=2)
+        out[:, :, :kk, 2:4] = rotate_into(yaw[..., None], v)
+    out[:, :, :kk, 4] = 1.0
+    out[:, :, :kk] *= present[..., None]
+    return out.reshape(B, N, 5 * k)
+
+
+class ObstacleShapes:
+    """A world's obstacles as arrays, to push task-owned discs (evaders, a pushed object)
+    out of them and out of the walls, like the engine does for robots."""
+
+    def __init__(self, world: WorldSpec):
+        cyl, box = [], []
+        for o in world.obstacles:
+            if isinstance(o, BoxObstacle):
+                yaw = math.radians(o.yaw_deg)
+                box.append((*o.position, math.cos(yaw), math.sin(yaw), o.size_m[0] / 2, o.size_m[1] / 2))
+            else:
+                cyl.append((*o.position, o.radius_m))
+        self.cylinders = np.array(cyl, dtype=float).reshape(-1, 3)
+        self.boxes = np.array(box, dtype=float).reshape(-1, 6)
+        self.hx, self.hy = world.arena.half_extents
+        self.walls = world.arena.walls
+
+    def resolve(self, points: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """``points`` (…, 2) moved out of obstacles and walls (disc of ``radius``), and
+        whether each was touching one."""
+        p = np.array(points, dtype=float)
+        hit = np.zeros(p.shape[:-1], dtype=bool)
+        for cx, cy, r in self.cylinders:
+            d = p - (cx, cy)
+            dist = np.linalg.norm(d, axis=-1)
+            gap = dist - r - radius
+            inside = gap < 0
+            safe = np.where(dist > 1e-9, dist, 1.0)
+            unit = np.where((dist > 1e-9)[..., None], d / safe[..., None], (1.0, 0.0))
+            p = np.where(inside[..., None], p - gap[..., None] * unit, p)
+            hit |= inside
+        for bx, by, c, s, ex, ey in self.boxes:
+            lx = c * (p[..., 0] - bx) + s * (p[..., 1] - by)
+            ly = -s * (p[..., 0] - bx) + c * (p[..., 1] - by)
+            qx, qy = np.clip(lx, -ex, ex), np.clip(ly, -ey, ey)
+            dx, dy = lx - qx, ly - qy
+            d = np.hypot(dx, dy)
+            inside = d < radius
+            outside = d > 1e-9
+            safe = np.where(outside, d, 1.0)
+            fx, fy = ex - np.abs(lx), ey - np.abs(ly)
+            # Centre outside the box: along the normal; inside: out by the nearest face.
+            nx = np.where(outside, dx / safe, np.where(fx < fy, np.sign(lx) + (lx == 0), 0.0))
+            ny = np.where(outside, dy / safe, np.where(fx < fy, 0.0, np.sign(ly) + (ly == 0)))
+            push = np.where(outside, radius - d, np.where(fx < fy, fx, fy) + radius)
+            lx = np.where(inside, lx + nx * push, lx)
+            ly = np.where(inside, ly + ny * push, ly)
+            p = np.stack([bx + c * lx - s * ly, by + s * lx + c * ly], axis=-1)
+            hit |= inside
+        if self.walls:
+            lo = np.array([-self.hx + radius, -self.hy + radius])
+            clipped = np.clip(p, lo, -lo)
+            hit |= np.any(clipped != p, axis=-1)
+            p = clipped
+        return p, hit
+
+
+def region_problem(key: str, region: Region, world: WorldSpec) -> Problem | None:
+    """A problem when ``region`` reaches outside the arena."""
+    hx, hy = world.arena.half_extents
+    if region.min[0] < -hx or region.max[0] > hx or region.min[1] < -hy or region.max[1] > hy:
+        return Problem(
+            key,
+            f"region {[list(region.min), list(region.max)]} reaches outside the arena "
+            f"(x in [{-hx:g}, {hx:g}], y in [{-hy:g}, {hy:g}])",
+        )
+    return None
+
+
+# ---- the task -------------------------------------------------------------------------------
+class PursuitReward(Spec):
+    capture_bonus: NonNegativeFloat = 10.0
+    chase: NonNegativeFloat = 1.0
+    collision_penalty: NonNegativeFloat = 2.0
+    time_penalty: NonNegativeFloat = 0.01
+
+
+class PursuitParams(Spec):
+    """``task.params`` of a pursuit world."""
+
+    evaders: Annotated[int, Field(ge=1, le=32)] = 2
+    evader_region: Region
+    evader_speed_mps: PositiveFloat = 0.9
+    evader_accel_mps2: PositiveFloat = 2.0
+    evader_sensing_radius_m: PositiveFloat = 4.0
+    evader_wall_margin_m: PositiveFloat = 1.0
+    wander_fraction: Annotated[float, Field(ge=0, le=1)] = 0.3
+    capture_radius_m: PositiveFloat = 0.4
+    max_episode_s: PositiveFloat = 40.0
+    sensing_radius_m: PositiveFloat = 4.0
+    observed_evaders: Annotated[int, Field(ge=1, le=16)] = 2
+    wall_sensing_m: PositiveFloat = 3.0
+    neighbours: Annotated[int, Field(ge=0, le=16)] = 3
+    neighbour_radius_m: PositiveFloat = 3.0
+    reward: PursuitReward = PursuitReward()
+
+
+class PursuitTask(Task):
+    name = "pursuit"
+    Params = PursuitParams
+    params: PursuitParams
+
+    def __init__(self, world: WorldSpec, params: PursuitParams, num_worlds: int = 1):
+        super().__init__(world, params, num_worlds)
+        B, N, E = num_worlds, self.num_robots, params.evaders
+        self.radii = np.array([r.model.radius_m for r in self.robots])
+        self.shapes = ObstacleShapes(world)
+        self._pursuer_speed = max(r.limits.max_linear_speed_mps for r in self.robots)
+        self._bounds = self._make_bounds()
+        self.active = np.ones((B, N), dtype=bool)  # pursuers never finish alone
+        self.evader_pos = np.zeros((B, E, 2))
+        self.evader_vel = np.zeros((B, E, 2))
+        self.wander_heading = np.zeros((B, E))
+        self.wander_turn_radps = np.zeros((B, E))
+        self.captured = np.zeros((B, E), dtype=bool)
+        self.capture_time_s = np.full((B, E), np.nan)
+        self.captured_by = np.full((B, E), -1)
+        self.captures = np.zeros((B, N), dtype=int)
+        self.collisions = np.zeros((B, N), dtype=int)
+        self.path_m = np.zeros((B, N))
+        self.finished = np.zeros(B, dtype=bool)
+        self._target = np.full((B, N), -1)  # evader each pursuer was closing on
+        self._target_dist = np.zeros((B, N))
+        self._last_pos = np.zeros((B, N, 2))
+        self._last_contact = np.zeros((B, N), dtype=bool)
+        self._elapsed_s = np.zeros(B)
+
+    # ---- checks ------------------------------------------------------------------------
+    @classmethod
+    def check(cls, world: WorldSpec, params: PursuitParams) -> list[Problem]:
+        problems = []
+        bad = region_problem("task.params.evader_region", params.evader_region, world)
+        if bad:
+            problems.append(bad)
+        fastest = max(r.limits.max_linear_speed_mps for r in world.robot_entries())
+        if params.evader_speed_mps >= fastest:
+            problems.append(
+                Problem(
+                    "task.params.evader_speed_mps",
+                    f"must be below the pursuers' top speed ({fastest:g} m/s), or no pursuit can end; "
+                    f"got {params.evader_speed_mps:g}",
+                )
+            )
+        if not bad and (
+            geometry.sample_free_points(
+                np.random.default_rng(world.seed),
+                params.evader_region,
+                params.evaders,
+                world.arena,
+                world.obstacles,
+                radius_m=EVADER_RADIUS_M,
+                min_separation_m=2 * EVADER_RADIUS_M,
+            )
+            is None
+        ):
+            problems.append(
+                Problem(
+                    "task.params.evader_region",
+                    f"cannot hold {params.evaders} evaders clear of obstacles and walls: enlarge it",
+                )
+            )
+        return problems
+
+    # ---- observations ------------------------------------------------------------------
+    def observation_layout(self) -> list[ObservationPart]:
+        k, ke = self.params.neighbours, self.params.observed_evaders
+        return [
+            ObservationPart("velocity", 2, "own velocity x, y (m/s) in the robot frame"),
+            ObservationPart("walls", 4, "distance to the arena boundary along +x, +y, -x, -y of the robot (m)"),
+            ObservationPart("evaders", 5 * ke, "per evader: x, y (m), vx, vy (m/s) in the robot frame, present"),
+            ObservationPart("neighbours", 5 * k, "per neighbour: x, y (m), vx, vy (m/s) in the robot frame, present"),
+        ]
+
+    def _make_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        p = self.params
+        vmax = max(r.limits.max_linear_speed_mps for r in self.robots) * 2.0
+        ve = p.evader_speed_mps * 1.5
+        s, nb = p.sensing_radius_m, p.neighbour_radius_m
+        lo = np.concatenate(
+            [
+                [-vmax, -vmax],
+                np.zeros(4),
+                np.tile([-s, -s, -ve, -ve, 0.0], p.observed_evaders),
+                np.tile([-nb, -nb, -vmax, -vmax, 0.0], p.neighbours),
+            ]
+        ).astype(np.float32)
+        hi = np.concatenate(
+            [
+                [vmax, vmax],
+                np.full(4, p.wall_sensing_m),
+                np.tile([s, s, ve, ve, 1.0], p.observed_evaders),
+                np.tile([nb, nb, vmax, vmax, 1.0], p.neighbours),
+            ]
+        ).astype(np.float32)
+        return lo, hi
+
+    def observation_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._bounds
+
+    def observe(self, snap: Snapshot) -> np.ndarray:
+        p = self.params
+        pos, yaw = snap.poses[..., :2], snap.poses[..., 2]
+        velocity = snap.twists[..., :2]
+        walls = wall_distances(snap.poses, self.world.arena.half_extents, p.wall_sensing_m)
+        if not self.world.arena.walls:
+            walls[:] = p.wall_sensing_m
+        rel = self.evader_pos[:, None, :, :] - pos[:, :, None, :]  # (B, N, E, 2)
+        dist = np.linalg.norm(rel, axis=-1)
+        seen = ~self.captured[:, None, :] & (dist <= p.sensing_radius_m)
+        evaders = nearest_features(rel, self.evader_vel, dist, seen, yaw, p.observed_evaders)
+        neighbours = neighbour_rows(snap.poses, snap.twists, p.neighbours, p.neighbour_radius_m)
+        obs = np.concatenate([velocity, walls, evaders, neighbours], axis=-1)
+        lo, hi = self._bounds
+        return np.clip(obs, lo, hi).astype(np.float32)
+
+    # ---- episode -----------------------------------------------------------------------
+    @property
+    def max_episode_s(self) -> float:
+        return self.params.max_episode_s
+
+    def reset(self, rng: np.random.Generator, starts: np.ndarray, worlds: np.ndarray | None = None) -> None:
+        worlds = np.arange(self.num_worlds) if worlds is None else np.asarray(worlds, dtype=int)
+        starts = np.asarray(starts, dtype=float).reshape(len(worlds), self.num_robots, 3)
+        p = self.params
+        for w, start in zip(worlds, starts, strict=True):
+            # Evaders start apart and out of immediate reach of every pursuer (a tighter
+            # gap if the region is too crowded for that).
+            points = None
+            for gap in (p.capture_radius_m + START_GAP_M, p.capture_radius_m + 0.1):
+                points = geometry.sample_free_points(
+                    rng,
+                    p.evader_region,
+                    p.evaders,
+                    self.world.arena,
+                    self.world.obstacles,
+                    radius_m=EVADER_RADIUS_M,
+                    min_separation_m=gap,
+                    avoid=start[:, :2],
+                )
+                if points is not None:
+                    break
+            if points is None:
+                raise ValueError(
+                    f"{self.world.source}: task.params.evader_region cannot hold {p.evaders} evaders "
+                    "clear of the pursuers' starts, obstacles and walls: enlarge it"
+                )
+            self.evader_pos[w] = points
+            self.wander_heading[w] = rng.uniform(-math.pi, math.pi, p.evaders)
+            self.wander_turn_radps[w] = rng.uniform(-0.5, 0.5, p.evaders)
+            self._reset_world(w, start)
+
+    def _reset_world(self, w: int, start: np.ndarray) -> None:
+        self.evader_vel[w] = 0.0
+        self.captured[w] = False
+        self.capture_time_s[w] = np.nan
+        self.captured_by[w] = -1
+        self.captures[w] = 0
+        self.collisions[w] = 0
+        self.path_m[w] = 0.0
+        self.finished[w] = False
+        self._last_pos[w] = start[:, :2]
+        self._last_contact[w] = False
+        self._elapsed_s[w] = 0.0
+        self._target[w], self._target_dist[w] = self._nearest_targets(start[None, :, :2], np.array([w]))
+        self.active[w] = True
+
+    def _nearest_targets(self, pos: np.ndarray, worlds: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+        """Index of the nearest uncaptured evader in sight of each pursuer (-1: none) and
+        the distance to it."""
+        dist = np.linalg.norm(self.evader_pos[worlds][:, None] - pos[:, :, None], axis=-1)
+        dist = np.where(self.captured[worlds][:, None, :] | (dist > self.params.sensing_radius_m), np.inf, dist)
+        idx = np.argmin(dist, axis=-1)
+        d = np.take_along_axis(dist, idx[..., None], axis=-1)[..., 0]
+        return np.where(np.isfinite(d), idx, -1), np.where(np.isfinite(d), d, 0.0)
+
+    def _move_evaders(self, pos: np.ndarray, dt: float) -> None:
+        """One control period of every uncaptured evader's flee rule (module docstring)."""
+        p = self.params
+        free = ~self.captured
+        away = self.evader_pos[:, :, None, :] - pos[:, None, :, :]  # (B, E, N, 2)
+        d = np.linalg.norm(away, axis=-1)
+        near = d <= p.evader_sensing_radius_m
+        threatened = near.any(axis=2)
+        # Flee: of FLEE_HEADINGS directions, the one that keeps the widest margin over the
+        # sensed pursuers: for each look-ahead τ, where running that way (stopped by the
+        # walls) gets it, less how far a pursuer at full speed gets in τ, worst τ counts.
+        hx, hy = self.world.arena.half_extents
+        edge = np.array([hx - EVADER_RADIUS_M, hy - EVADER_RADIUS_M]) if self.world.arena.walls else np.inf
+        run = FLEE_DIRS[:, None, :] * (p.evader_speed_mps * FLEE_HORIZONS_S)[:, None]  # (H, T, 2)
+        ahead = np.clip(self.evader_pos[:, :, None, None, :] + run, -edge, edge)  # (B, E, H, T, 2)
+        gap = np.linalg.norm(ahead[..., None, :] - pos[:, None, None, None, :, :], axis=-1)  # (B, E, H, T, N)
+        gap = np.where(near[:, :, None, None, :], gap, np.inf).min(axis=-1)
+        margin = (gap - self._pursuer_speed * FLEE_HORIZONS_S).min(axis=-1)  # (B, E, H)
+        score = np.where(np.isfinite(margin), margin, 0.0)
+        if self.world.arena.walls:
+            first = ahead[:, :, :, 0]
+            room = np.minimum(hx - np.abs(first[..., 0]), hy - np.abs(first[..., 1]))
+            score -= WALL_WEIGHT * np.maximum(p.evader_wall_margin_m - room, 0.0)
+        speed_now = np.linalg.norm(self.evader_vel, axis=-1, keepdims=True)
+        heading_now = self.evader_vel / np.maximum(speed_now, 1e-9)
+        score += INERTIA_M * (heading_now @ FLEE_DIRS.T)
+        flee_dir = FLEE_DIRS[np.argmax(score, axis=-1)]
+        self.wander_heading += self.wander_turn_radps * dt
+        wander = np.stack([np.cos(self.wander_heading), np.sin(self.wander_heading)], axis=-1)
+        want = np.where(threatened[..., None], flee_dir, wander)
+        speed = np.where(threatened, p.evader_speed_mps, p.wander_fraction * p.evader_speed_mps)
+        dv = want * speed[..., None] - self.evader_vel
+        max_dv = p.evader_accel_mps2 * dt
+        dv *= np.minimum(1.0, max_dv / np.maximum(np.linalg.norm(dv, axis=-1, keepdims=True), 1e-9))
+        vel = self.evader_vel + dv
+        new_pos, _ = self.shapes.resolve(self.evader_pos + vel * dt, EVADER_RADIUS_M)
+        vel = (new_pos - self.evader_pos) / dt  # what the walls let it do
+        self.evader_pos = np.where(free[..., None], new_pos, self.evader_pos)
+        self.evader_vel = np.where(free[..., None], vel, 0.0)
+        # A wanderer that met a wall or obstacle turns back toward the arena's middle.
+        blocked = np.linalg.norm(vel, axis=-1) < 0.5 * p.wander_fraction * p.evader_speed_mps
+        turn = np.arctan2(-self.evader_pos[..., 1], -self.evader_pos[..., 0])
+        self.wander_heading = np.where(~threatened & blocked, turn, self.wander_heading)
+
+    def step(self, snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
+        w, p = self.params.reward, self.params
+        B, N = snap.poses.shape[:2]
+        pos = snap.poses[..., :2]
+        run = ~self.finished
+        moved = np.linalg.norm(pos - self._last_pos, axis=-1)
+        self.path_m += np.where(run[:, None], moved, 0.0)
+        self._move_evaders(pos, self.world.control_dt)
+
+        # Captures: the nearest pursuer within the capture radius takes the evader.
+        dist = np.linalg.norm(self.evader_pos[:, None] - pos[:, :, None], axis=-1)  # (B, N, E)
+        closest = np.argmin(dist, axis=1)  # (B, E)
+        caught = (dist.min(axis=1) <= p.capture_radius_m) & ~self.captured & run[:, None]
+        t = np.asarray(snap.time_s, dtype=float).reshape(-1)
+        self.captured |= caught
+        self.capture_time_s = np.where(caught, t[:, None], self.capture_time_s)
+        self.captured_by = np.where(caught, closest, self.captured_by)
+        for e in range(p.evaders):
+            np.add.at(self.captures, (np.flatnonzero(caught[:, e]), closest[caught[:, e], e]), 1)
+
+        # Chase: metres closed on last step's target, if it is still free.
+        tgt = self._target
+        has = tgt >= 0
+        safe = np.where(has, tgt, 0)
+        d_now = np.take_along_axis(dist, safe[..., None], axis=-1)[..., 0]
+        still = has & ~np.take_along_axis(self.captured, safe, axis=1)
+        rewards = w.chase * np.where(still, self._target_dist - d_now, 0.0)
+        rewards += w.capture_bonus * caught.sum(axis=1)[:, None]
+        new_contact = snap.contacts & ~self._last_contact
+        self.collisions += new_contact & run[:, None]
+        rewards -= w.collision_penalty * new_contact + w.time_penalty
+        rewards = np.where(run[:, None], rewards, 0.0)
+
+        ended = run & self.captured.all(axis=1)
+        terminated = np.broadcast_to(ended[:, None], (B, N)).copy()
+        self.finished |= ended
+        self._target, self._target_dist = self._nearest_targets(pos, slice(None))
+        self._last_pos = pos.copy()
+        self._last_contact = snap.contacts.copy()
+        self._elapsed_s = np.where(run, t, self._elapsed_s)
+        return rewards, terminated
+
+    def done(self) -> np.ndarray:
+        return self.finished.copy()
+
+    def episode_metrics(self, world: int = 0) -> dict[str, Any]:
+        captured = self.captured[world]
+        times = self.capture_time_s[world][captured]
+        collisions = self.collisions[world]
+        success = bool(captured.all())
+        robots = [
+            {
+                "robot": f"robot_{i}",
+                "success": success,
+                "captures": int(self.captures[world, i]),
+                "collisions": int(collisions[i]),
+                "path_length_m": round(float(self.path_m[world, i]), 4),
+            }
+            for i in range(self.num_robots)
+        ]
+        return {
+            "success_rate": float(success),
+            "collision_rate": float((collisions > 0).mean()),
+            "collisions": int(collisions.sum()),
+            "captures": int(captured.sum()),
+            "capture_fraction": float(captured.mean()),
+            "time_to_capture_s": round(float(times.mean()), 3) if len(times) else None,
+            "time_to_capture_all_s": round(float(times.max()), 3) if success else None,
+            "path_length_m": float(self.path_m[world].mean()),
+            "episode_s": round(float(self._elapsed_s[world]), 3),
+            "robots": robots,
+        }
+
+    def drawables(self, world: int = 0) -> dict[str, np.ndarray]:
+        free = ~self.captured[world]
+        return {"evaders": self.evader_pos[world][free].copy(), "captured": self.evader_pos[world][~free].copy()}
