@@ -1,9 +1,16 @@
-"""Warm-starting a learned policy from the task's scripted baseline (behaviour cloning).
+"""Warm-starting a learned policy from the task's scripted baseline: behaviour cloning, then
+DAgger (dataset aggregation, Ross et al. 2011).
 
-The baseline drives the vectorised worlds; every active robot's (observation, command)
-pair is kept; the actor's mean is fitted to the commands (in its [-1, 1] action space)
-and the observation normaliser to the observations. PPO then improves on it: cloning
-gives the policy a competent start, reinforcement learning is what makes it better.
+Cloning: the baseline drives the vectorised worlds and every active robot's (observation,
+command) pair is kept; the actor's mean is fitted to the commands (in its [-1, 1] action
+space) and the observation normaliser to the observations. A clone alone drifts into
+states the baseline never visited and does not know how to leave them (on navigation it
+reaches the goals but brushes obstacles). DAgger fixes that: the *learner* drives, the
+baseline labels every state the learner visits with what it would have done, the labels
+join the data set and the actor is fitted again, round after round. The baselines are
+functions of the observation alone, so any visited state can be labelled. PPO then
+improves on the result: imitation gives a competent start, reinforcement learning is what
+makes it better than its teacher.
 """
 
 from __future__ import annotations
@@ -17,51 +24,79 @@ from policies.registry import make_policy
 from sim_bridge.batched_env import BatchedEnv
 from worlds import WorldSpec
 
+BATCH = 2048
 
-def collect_demonstrations(world: WorldSpec, agent_steps: int, num_worlds: int, seed: int):
-    """(observations (M, D), commands (M, 2)) from the scripted baseline."""
+
+def collect_demonstrations(
+    world: WorldSpec,
+    agent_steps: int,
+    num_worlds: int,
+    seed: int,
+    learner: MultiAgentActorCritic | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(observations (M, D), baseline commands (M, 2)) of the active robots.
+
+    With ``learner`` the learner's deterministic commands drive and the baseline only labels
+    (DAgger); without it the baseline drives (cloning).
+    """
     env = BatchedEnv(world, num_worlds, seed=seed + 7919)
     context = PolicyContext.from_task(env.task)
-    policies = [make_policy("scripted", context) for _ in range(num_worlds)]
+    expert = [make_policy("scripted", context) for _ in range(num_worlds)]
     obs = env.reset()
     names = env.agents
     xs, ys = [], []
     collected = 0
     while collected < agent_steps:
-        commands = np.zeros((num_worlds, env.num_agents, 2), dtype=np.float32)
-        active = env.task.active if hasattr(env.task, "active") else np.ones(commands.shape[:2], dtype=bool)
-        for b, policy in enumerate(policies):
+        labels = np.zeros((num_worlds, env.num_agents, 2), dtype=np.float32)
+        active = env.task.active
+        for b, policy in enumerate(expert):
             acts = policy.act({names[i]: obs[b, i] for i in range(env.num_agents) if active[b, i]})
             for i, name in enumerate(names):
                 if name in acts:
-                    commands[b, i] = acts[name]
+                    labels[b, i] = acts[name]
         xs.append(obs[active])
-        ys.append(commands[active])
+        ys.append(labels[active])
         collected += int(active.sum())
+        commands = labels if learner is None else learner.act(torch.as_tensor(obs)).numpy()
         step = env.step(commands)
         for b in np.flatnonzero(step.world_done):
-            policies[b].reset(None)
+            expert[b].reset()
         obs = step.obs
     return np.concatenate(xs), np.concatenate(ys)
 
 
 def clone_scripted_baseline(model: MultiAgentActorCritic, world: WorldSpec, config) -> float:
-    """Fit the actor to the baseline's demonstrations; returns the final mean squared error."""
-    x, y = collect_demonstrations(world, config.bc_agent_steps, min(config.num_worlds, 32), config.seed)
-    x_t = torch.as_tensor(x)
-    low, high = model.action_low, model.action_high
-    target = torch.as_tensor(2.0 * (y - low.numpy()) / (high - low).numpy() - 1.0, dtype=torch.float32).clamp(-1, 1)
-    model.obs_norm.update(x_t)
+    """Fit the actor to the baseline's demonstrations (``bc_agent_steps``), then run
+    ``dagger_rounds`` rounds of DAgger of ``dagger_agent_steps`` each; returns the final
+    mean squared error (in the [-1, 1] action space) over the whole data set."""
+    num_worlds = min(config.num_worlds, 32)
+    x, y = collect_demonstrations(world, config.bc_agent_steps, num_worlds, config.seed)
+    model.obs_norm.update(torch.as_tensor(x))
     optimizer = torch.optim.Adam(model.actor.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(config.seed)
+    loss = _fit(model, optimizer, x, y, config.bc_epochs, generator)
+    for k in range(getattr(config, "dagger_rounds", 0)):
+        steps = config.dagger_agent_steps or config.bc_agent_steps
+        xk, yk = collect_demonstrations(world, steps, num_worlds, config.seed + 1 + k, learner=model)
+        x, y = np.concatenate([x, xk]), np.concatenate([y, yk])
+        loss = _fit(model, optimizer, x, y, config.dagger_epochs, generator)
+    return loss
+
+
+def _fit(model, optimizer, x: np.ndarray, y: np.ndarray, epochs: int, generator: torch.Generator) -> float:
+    """Minibatch regression of the actor's mean onto the commands, in [-1, 1] units."""
+    x_t = torch.as_tensor(x)
+    low, high = model.action_low.numpy(), model.action_high.numpy()
+    target = torch.as_tensor(2.0 * (y - low) / (high - low) - 1.0, dtype=torch.float32).clamp(-1, 1)
     loss = torch.tensor(0.0)
-    for _ in range(config.bc_epochs):
+    for _ in range(epochs):
         perm = torch.randperm(len(x_t), generator=generator)
-        for start in range(0, len(x_t), 2048):
-            idx = perm[start : start + 2048]
+        for start in range(0, len(x_t), BATCH):
+            idx = perm[start : start + BATCH]
             mean = model.actor(model.obs_norm(x_t[idx]))
             loss = ((mean - target[idx]) ** 2).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    return float(loss.item())
+    with torch.no_grad():
+        return float(((model.actor(model.obs_norm(x_t)) - target) ** 2).mean())

@@ -62,6 +62,12 @@ class TrainConfig:
     bc_agent_steps: int = 0
     """Robot-steps of scripted-baseline demonstrations to clone before PPO (0: none)."""
     bc_epochs: int = 30
+    dagger_rounds: int = 0
+    """Rounds of DAgger after cloning: the learner drives, the baseline labels, refit."""
+    dagger_agent_steps: int = 0
+    """Robot-steps labelled per DAgger round (0: as many as ``bc_agent_steps``)."""
+    dagger_epochs: int = 10
+    """Passes over the aggregated data set after each DAgger round."""
     critic_warmup_iterations: int = 0
     """PPO iterations that train only the critic (after cloning, so the actor is kept)."""
     workers: int = 0

@@ -4,12 +4,14 @@ Each control period each robot, alone and without messages, (1) matches the robo
 sees (itself and its observed neighbours) to the landmarks it sees, greedily: the closest
 robot-landmark pair first, then the closest of the rest, and so on; landmarks whose beacon
 says they are taken by a robot it cannot see are left out; (2) drives to the landmark it
-gave itself, slowing on arrival; (3) with none (more robots than landmarks in view), it
-heads for the nearest landmark it sees that no robot covers, or else moves away from its
-neighbours to look further afield. A short-range push away from neighbours keeps it from
-touching them. It is "nearest landmark that no closer neighbour wants", made consistent:
-views differ between robots, so two may still chase one landmark for a while, and a
-landmark nobody sees stays uncovered.
+gave itself, stopping on it; (3) with none (every landmark in view is someone else's), it
+heads for the nearest landmark in view that nobody covers, or else searches: it sets off
+away from the neighbours and taken landmarks it sees and runs straight, bouncing off walls
+(seen by lidar) like a billiard ball, until a landmark becomes its own. A short-range push
+away from neighbours keeps it from touching them. This is "go to the nearest landmark that
+no closer neighbour wants", made consistent; it is not perfect: views differ between
+robots, so two may chase one landmark for a while, and the search is blind, so a landmark
+out of everyone's sight can stay uncovered until the time limit.
 """
 
 from __future__ import annotations
@@ -120,24 +122,21 @@ class CoveragePolicy(Policy):
         return self._dirs[near]
 
     def _explore_direction(self, agent: str, nb: np.ndarray, lm: np.ndarray, walls: np.ndarray) -> np.ndarray:
-        """Unit vector away from what is already seen to be served (neighbours, taken
-        landmarks), else the last one (straight on); turned back from walls ahead."""
-        seen = np.vstack([nb[:, :2], lm[lm[:, 2] > 0.5, :2]])
-        if len(seen):
+        """Unit vector of a billiard-ball search: it starts away from what is already seen
+        to be served (neighbours, taken landmarks), runs straight, and reflects off walls."""
+        direction = self._explore.get(agent)
+        if direction is None:
+            seen = np.vstack([nb[:, :2], lm[lm[:, 2] > 0.5, :2]])
             unit = seen / np.maximum(np.linalg.norm(seen, axis=1, keepdims=True), 1e-6)
-            away = -unit.sum(axis=0)
-            norm = float(np.linalg.norm(away))
-            if norm > 1e-6:
-                self._explore[agent] = away / norm
-        direction = self._explore.get(agent, np.zeros(2))
-        for n in walls:  # reflect off each wall the direction runs into: slide along it
+            direction = -unit.sum(axis=0)
+            if float(np.linalg.norm(direction)) < 1e-6:
+                direction = np.array([1.0, 0.0])
+        for n in walls:  # reflect off each wall the direction runs into
             into = float(direction @ n)
             if into > 0.0:
                 direction = direction - 2.0 * into * n
-        norm = float(np.linalg.norm(direction))
-        if norm > 1e-6:
-            direction = direction / norm
-            self._explore[agent] = direction
+        direction = direction / max(float(np.linalg.norm(direction)), 1e-6)
+        self._explore[agent] = direction
         return direction
 
 

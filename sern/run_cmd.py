@@ -154,6 +154,25 @@ def _postfix(results) -> str:
     return f"success {success:.0%}, collisions {collisions}"
 
 
+def _robot_means(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-robot rows of several episodes averaged: success, collisions (summed), and the
+    task's own numeric fields where every row has them (SPL, time to goal, ...)."""
+    out: dict[str, Any] = {
+        "success_rate": float(np.mean([row["success"] for row in rows])),
+        "collisions": int(sum(row.get("collisions", 0) for row in rows)),
+    }
+    for key in rows[0]:
+        if key in ("robot", "success", "collisions"):
+            continue
+        values = [row.get(key) for row in rows]
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if numbers:
+            out[key] = float(np.mean(numbers))
+        elif all(v is None for v in values):
+            out[key] = None
+    return out
+
+
 def _report(world, args, env, summary, results, wall_s, interrupted) -> dict[str, Any]:
     sim_s = sum(r.metrics.get("episode_s", 0.0) for r in results)
     per_robot = []
@@ -161,17 +180,7 @@ def _report(world, args, env, summary, results, wall_s, interrupted) -> dict[str
         rows = [r.metrics["robots"][i] for r in results if i < len(r.metrics.get("robots", []))]
         if not rows:
             continue
-        ttg = [row["time_to_goal_s"] for row in rows if row.get("time_to_goal_s") is not None]
-        per_robot.append(
-            {
-                "robot": name,
-                "success_rate": float(np.mean([row["success"] for row in rows])),
-                "collisions": int(sum(row["collisions"] for row in rows)),
-                "spl": float(np.mean([row["spl"] for row in rows])),
-                "path_length_m": float(np.mean([row["path_length_m"] for row in rows])),
-                "time_to_goal_s": float(np.mean(ttg)) if ttg else None,
-            }
-        )
+        per_robot.append({"robot": name, **_robot_means(rows)})
     return {
         "world": world.name,
         "world_file": world.source,

@@ -6,8 +6,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from policies.mappo import TrainConfig, train  # noqa: E402
 from test_training import small_world  # noqa: E402
+
+from policies.mappo import TrainConfig, train  # noqa: E402
 
 
 @pytest.mark.slow

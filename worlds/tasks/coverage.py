@@ -24,7 +24,9 @@ A landmark is covered when a robot is within ``cover_radius_m`` of it. Episode m
   time_to_full_coverage_s: when all landmarks were first covered at once (None if never);
   collisions: contact onsets (walls or robots); collision_rate: fraction of robots with any;
   success_rate: 1.0 when every landmark is covered at the end of the episode, else 0.0
-    (one figure per episode: the team covers or it does not).
+    (one figure per episode: the team covers or it does not);
+  per robot (``robots``): success (it covers a landmark at the end, as the robot nearest
+    to it), collisions, path length.
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ class CoverageParams(Spec):
     landmark_separation_m: PositiveFloat = 1.5
     cover_radius_m: PositiveFloat = 0.4
     max_episode_s: PositiveFloat = 30.0
-    landmark_obs: Annotated[int, Field(ge=1, le=32)] = 6
-    landmark_radius_m: PositiveFloat = 6.0
+    landmark_obs: Annotated[int, Field(ge=1, le=32)] = 4
+    landmark_radius_m: PositiveFloat = 5.0
     neighbours: Annotated[int, Field(ge=0, le=16)] = 3
     neighbour_radius_m: PositiveFloat = 3.0
     lidar_obs_beams: Annotated[int, Field(gt=0)] = 8

@@ -30,7 +30,9 @@ of the episode:
   time_to_goal_s: when the flock arrived (None if it did not);
   success_rate: 1.0 when the flock arrived, no robot was ever more than
     ``cohesion_radius_m`` from the centroid, and order_parameter ≥ ``min_order_parameter``;
-    else 0.0 (one figure per episode: the flock succeeds or fails as a whole).
+    else 0.0 (one figure per episode: the flock succeeds or fails as a whole);
+  per robot (``robots``): success (the flock's), collisions, path length, mean distance
+    to the centroid (cohesion_m), time to goal.
 """
 
 from __future__ import annotations
@@ -361,8 +363,7 @@ class FlockingTask(Task):
     def reset(self, rng: np.random.Generator, starts: np.ndarray, worlds: np.ndarray | None = None) -> None:
         worlds = np.arange(self.num_worlds) if worlds is None else np.asarray(worlds, dtype=int)
         starts = np.asarray(starts, dtype=float).reshape(len(worlds), self.num_robots, 3)
-        r = self.params.goal_region
-        self.goals[worlds] = rng.uniform(r.min, r.max, size=(len(worlds), 2))
+        self.goals[worlds] = self._draw_goals(rng, len(worlds))
         pos = starts[..., :2]
         goals = self.goals[worlds]
         self.active[worlds] = True
@@ -383,6 +384,10 @@ class FlockingTask(Task):
         self._last_dist[worlds] = np.linalg.norm(pos - goals[:, None, :], axis=-1)
         self._last_contact[worlds] = False
         self._elapsed_s[worlds] = 0.0
+
+    def _draw_goals(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        r = self.params.goal_region
+        return rng.uniform(r.min, r.max, size=(count, 2))
 
     def step(self, snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
         p, w = self.params, self.params.reward

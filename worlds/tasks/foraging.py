@@ -40,6 +40,7 @@ import math
 from typing import Annotated, Any
 
 import numpy as np
+from numba import njit
 from pydantic import Field
 
 from worlds import geometry
@@ -47,7 +48,7 @@ from worlds.errors import Problem
 from worlds.spec import NonNegativeFloat, PositiveFloat, Region, Spec, Vec2, WorldSpec
 from worlds.tasks.base import ObservationPart, Snapshot, Task
 from worlds.tasks.navigation import rotate_into
-from worlds.tasks.pursuit import nearest_features, neighbour_rows, region_problem, wall_distances
+from worlds.tasks.pursuit import length, nearest_rows, neighbour_rows, region_problem, wall_distances
 
 ITEM_RADIUS_M = 0.1  # items keep this far from walls and obstacles, and twice this apart
 FLOOR, CARRIED, DELIVERED = 0, 1, 2  # item states
@@ -179,23 +180,17 @@ class ForagingTask(Task):
         velocity = snap.twists[..., :2]
         carrying = (self.carrying >= 0)[..., None].astype(float)
         nest_rel = rotate_into(yaw, self.nest - pos)
-        nest = np.concatenate([nest_rel, np.linalg.norm(nest_rel, axis=-1, keepdims=True)], axis=-1)
+        nest = np.concatenate([nest_rel, length(nest_rel)[..., None]], axis=-1)
         walls = wall_distances(snap.poses, self.world.arena.half_extents, p.wall_sensing_m)
         if not self.world.arena.walls:
             walls[:] = p.wall_sensing_m
-        rel, dist = self._item_offsets(pos)
-        seen = (self.item_state == FLOOR)[:, None, :] & (dist <= p.item_sensing_radius_m)
-        items = nearest_features(rel, None, dist, seen, yaw, p.observed_items)
+        floor = self.item_state == FLOOR
+        items = nearest_rows(snap.poses, self.item_pos, None, floor, p.observed_items, p.item_sensing_radius_m)
         items = items.reshape(B, N, p.observed_items, 5)[..., [0, 1, 4]].reshape(B, N, -1)
         neighbours = neighbour_rows(snap.poses, snap.twists, p.neighbours, p.neighbour_radius_m)
         obs = np.concatenate([velocity, carrying, nest, walls, items, neighbours], axis=-1)
         lo, hi = self._bounds
         return np.clip(obs, lo, hi).astype(np.float32)
-
-    def _item_offsets(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Map-frame offsets (B, N, M, 2) from each robot to each item, and distances."""
-        rel = self.item_pos[:, None, :, :] - pos[:, :, None, :]
-        return rel, np.linalg.norm(rel, axis=-1)
 
     # ---- episode -----------------------------------------------------------------------
     @property
@@ -228,60 +223,53 @@ class ForagingTask(Task):
         self._last_pos[w] = start[:, :2]
         self._last_contact[w] = False
         self._elapsed_s[w] = 0.0
-        target, has = self._targets(start[None, :, :2], np.array([w]))
-        self._target[w], self._has_target[w] = target[0], has[0]
+        self._exchange(start[None, :, :2], np.ones(1, dtype=bool), np.array([w]), False)
 
-    def _targets(self, pos: np.ndarray, worlds: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
-        """Each robot's current target (the nest while carrying, else the nearest item on
-        the floor in sight) and whether it has one."""
-        rel = self.item_pos[worlds][:, None, :, :] - pos[:, :, None, :]
-        dist = np.linalg.norm(rel, axis=-1)
-        ok = (self.item_state[worlds] == FLOOR)[:, None, :] & (dist <= self.params.item_sensing_radius_m)
-        dist = np.where(ok, dist, np.inf)
-        nearest = np.argmin(dist, axis=-1)
-        item = np.take_along_axis(self.item_pos[worlds], nearest[..., None], axis=1)  # (B, N, 2)
-        carrying = self.carrying[worlds] >= 0
-        target = np.where(carrying[..., None], self.nest, item)
-        return target, carrying | np.isfinite(dist.min(axis=-1))
+    def _exchange(self, pos: np.ndarray, run: np.ndarray, worlds: np.ndarray | slice, exchange: bool):
+        """Deliveries and pick-ups (when ``exchange``) in ``worlds``, then each robot's
+        target for the shaping reward; returns (delivered, picked) flags (B, N)."""
+        p = self.params
+        item_pos, item_state = self.item_pos[worlds], self.item_state[worlds]
+        carrying, target, has = self.carrying[worlds], self._target[worlds], self._has_target[worlds]
+        delivered = np.zeros(carrying.shape, dtype=bool)
+        picked = np.zeros(carrying.shape, dtype=bool)
+        _exchange_items(
+            np.ascontiguousarray(pos, dtype=float),
+            run,
+            exchange,
+            self.nest,
+            p.nest_radius_m,
+            p.pickup_radius_m,
+            p.item_sensing_radius_m,
+            item_pos,
+            item_state,
+            carrying,
+            delivered,
+            picked,
+            target,
+            has,
+        )
+        self.item_pos[worlds], self.item_state[worlds], self.carrying[worlds] = item_pos, item_state, carrying
+        self._target[worlds], self._has_target[worlds] = target, has
+        return delivered, picked
 
     def step(self, snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
-        w, p = self.params.reward, self.params
+        w = self.params.reward
         B, N = snap.poses.shape[:2]
         pos = snap.poses[..., :2]
         run = ~self.finished
-        moved = np.linalg.norm(pos - self._last_pos, axis=-1)
+        moved = length(pos - self._last_pos)
         self.path_m += np.where(run[:, None], moved, 0.0)
 
         # Shaping toward the previous step's target (no jump when a target changes).
-        before = np.linalg.norm(self._last_pos - self._target, axis=-1)
-        after = np.linalg.norm(pos - self._target, axis=-1)
+        before = length(self._last_pos - self._target)
+        after = length(pos - self._target)
         rewards = w.progress * np.where(self._has_target, before - after, 0.0)
 
-        # Deliveries: a carrier inside the nest drops its item there.
-        carrying = self.carrying >= 0
-        in_nest = np.linalg.norm(pos - self.nest, axis=-1) <= p.nest_radius_m
-        delivered = carrying & in_nest & run[:, None]
-        bw, bi = np.nonzero(delivered)
-        self.item_state[bw, self.carrying[bw, bi]] = DELIVERED
-        self.item_pos[bw, self.carrying[bw, bi]] = self.nest
-        self.carrying[delivered] = -1
+        delivered, picked = self._exchange(pos, run, slice(None), True)
         self.deliveries += delivered
-        rewards += w.delivery_bonus * delivered
-
-        # Pick-ups, robot by robot so two robots never take the same item.
-        picked = np.zeros((B, N), dtype=bool)
-        for i in range(N):
-            d = np.linalg.norm(self.item_pos - pos[:, None, i], axis=-1)
-            d = np.where(self.item_state == FLOOR, d, np.inf)
-            j = np.argmin(d, axis=1)
-            take = (self.carrying[:, i] < 0) & (d[np.arange(B), j] <= p.pickup_radius_m) & run & ~delivered[:, i]
-            self.item_state[take, j[take]] = CARRIED
-            self.carrying[take, i] = j[take]
-            picked[:, i] = take
         self.pickups += picked
-        rewards += w.pickup_bonus * picked
-        carriers = np.nonzero(self.carrying >= 0)
-        self.item_pos[carriers[0], self.carrying[carriers]] = pos[carriers]
+        rewards += w.delivery_bonus * delivered + w.pickup_bonus * picked
 
         new_contact = snap.contacts & ~self._last_contact
         self.collisions += new_contact & run[:, None]
@@ -293,7 +281,6 @@ class ForagingTask(Task):
         self.all_delivered_s = np.where(ended, t, self.all_delivered_s)
         self.finished |= ended
         terminated = np.broadcast_to(ended[:, None], (B, N)).copy()
-        self._target, self._has_target = self._targets(pos, slice(None))
         self._last_pos = pos.copy()
         self._last_contact = snap.contacts.copy()
         self._elapsed_s = np.where(run, t, self._elapsed_s)
@@ -355,3 +342,55 @@ def _draw_items(rng: np.random.Generator, world: WorldSpec, params: ForagingPara
                 if len(chosen) == params.items:
                     return np.array(chosen)
     return None
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _exchange_items(
+    pos, run, exchange, nest, nest_r, pickup_r, sense_r, items, state, carrying, delivered, picked, target, has
+):
+    """Per world: carriers in the nest deliver; robots in order pick up the nearest floor
+    item within ``pickup_r`` (so two never take one item); carried items follow their
+    robots; then each robot's target: the nest while carrying, else the nearest floor item
+    within ``sense_r`` (``has`` False when there is none)."""
+    B, N, M = pos.shape[0], pos.shape[1], items.shape[1]
+    for b in range(B):
+        if exchange and run[b]:
+            for i in range(N):
+                j = carrying[b, i]
+                dx, dy = pos[b, i, 0] - nest[0], pos[b, i, 1] - nest[1]
+                if j >= 0 and dx * dx + dy * dy <= nest_r * nest_r:
+                    state[b, j] = DELIVERED
+                    items[b, j, 0], items[b, j, 1] = nest[0], nest[1]
+                    carrying[b, i] = -1
+                    delivered[b, i] = True
+            for i in range(N):
+                if carrying[b, i] >= 0 or delivered[b, i]:
+                    continue
+                best, best_d = -1, pickup_r
+                for j in range(M):
+                    if state[b, j] == FLOOR:
+                        dx, dy = items[b, j, 0] - pos[b, i, 0], items[b, j, 1] - pos[b, i, 1]
+                        d = math.sqrt(dx * dx + dy * dy)
+                        if d <= best_d:
+                            best, best_d = j, d
+                if best >= 0:
+                    state[b, best] = CARRIED
+                    carrying[b, i] = best
+                    picked[b, i] = True
+        for i in range(N):
+            j = carrying[b, i]
+            if j >= 0:
+                items[b, j, 0], items[b, j, 1] = pos[b, i, 0], pos[b, i, 1]
+                target[b, i, 0], target[b, i, 1] = nest[0], nest[1]
+                has[b, i] = True
+                continue
+            best, best_d = -1, sense_r
+            for j in range(M):
+                if state[b, j] == FLOOR:
+                    dx, dy = items[b, j, 0] - pos[b, i, 0], items[b, j, 1] - pos[b, i, 1]
+                    d = math.sqrt(dx * dx + dy * dy)
+                    if d <= best_d:
+                        best, best_d = j, d
+            has[b, i] = best >= 0
+            if best >= 0:
+                target[b, i, 0], target[b, i, 1] = items[b, best, 0], items[b, best, 1]

@@ -42,13 +42,13 @@ import math
 from typing import Annotated, Any
 
 import numpy as np
+from numba import njit
 from pydantic import Field
 
 from worlds import geometry
 from worlds.errors import Problem
 from worlds.spec import BoxObstacle, NonNegativeFloat, PositiveFloat, Region, Spec, WorldSpec
 from worlds.tasks.base import ObservationPart, Snapshot, Task
-from worlds.tasks.navigation import rotate_into
 
 EVADER_RADIUS_M = 0.15  # evaders keep this far from walls and obstacles
 START_GAP_M = 1.0  # evaders start at least this far beyond the capture radius from every pursuer
@@ -61,6 +61,11 @@ INERTIA_M = 0.2  # metres of margin that keeping its heading is worth
 
 
 # ---- helpers shared by the swarm tasks (foraging, pursuit, transport) ----------------------
+def length(vectors: np.ndarray) -> np.ndarray:
+    """Euclidean length of (…, 2) vectors (cheaper than ``np.linalg.norm`` on small axes)."""
+    return np.hypot(vectors[..., 0], vectors[..., 1])
+
+
 def map_velocities(poses: np.ndarray, twists: np.ndarray) -> np.ndarray:
     """(…, 2) map-frame velocities of robots from body-frame twists (vx, vy, wz)."""
     c, s = np.cos(poses[..., 2]), np.sin(poses[..., 2])
@@ -86,36 +91,73 @@ def wall_distances(poses: np.ndarray, half_extents: tuple[float, float], max_m: 
 def neighbour_rows(poses: np.ndarray, twists: np.ndarray, k: int, radius_m: float) -> np.ndarray:
     """(B, N, 5k): the k nearest other robots within ``radius_m``, in each robot's frame:
     position x, y, velocity x, y, present flag; zeros pad. The same features as
-    ``worlds.tasks.navigation.neighbour_features``, in plain numpy: for swarm-sized teams
-    this is cheaper than the threaded kernel, whose thread start-up dominates small arrays."""
+    ``worlds.tasks.navigation.neighbour_features``, from a serial kernel: for swarm-sized
+    teams the threaded one spends more on waking threads than on the work."""
     B, N = poses.shape[:2]
-    if k == 0 or N < 2:
-        return np.zeros((B, N, 5 * k))
-    pos = poses[..., :2]
-    rel = pos[:, None, :, :] - pos[:, :, None, :]  # (B, N, N, 2): robot j seen from robot i
-    dist = np.linalg.norm(rel, axis=-1)
-    seen = (dist <= radius_m) & ~np.eye(N, dtype=bool)
-    return nearest_features(rel, map_velocities(poses, twists), dist, seen, poses[..., 2], k)
+    valid = np.ones((B, N), dtype=bool)
+    return nearest_rows(poses, poses[..., :2], map_velocities(poses, twists), valid, k, radius_m, exclude_self=True)
 
 
-def nearest_features(
-    rel: np.ndarray, vel: np.ndarray, dist: np.ndarray, seen: np.ndarray, yaw: np.ndarray, k: int
+def nearest_rows(
+    poses: np.ndarray,
+    points: np.ndarray,
+    velocities: np.ndarray | None,
+    valid: np.ndarray,
+    k: int,
+    radius_m: float,
+    exclude_self: bool = False,
 ) -> np.ndarray:
-    """(B, N, 5k): the k nearest seen points per robot: x, y, vx, vy in the robot frame, 1;
-    zeros pad. ``rel`` (B, N, M, 2) map-frame offsets, ``vel`` (B, M, 2) or None."""
-    B, N, M = dist.shape
-    order = np.argsort(np.where(seen, dist, np.inf), axis=-1)[..., :k]  # (B, N, min(k, M))
-    present = np.take_along_axis(seen, order, axis=-1)
-    r = np.take_along_axis(rel, order[..., None], axis=2)
-    out = np.zeros((B, N, k, 5))
-    kk = order.shape[-1]
-    out[:, :, :kk, 0:2] = rotate_into(yaw[..., None], r)
-    if vel is not None:
-        v = np.take_along_axis(np.broadcast_to(vel[:, None], (B, N, M, 2)), order[..., None], axis=2)
-        out[:, :, :kk, 2:4] = rotate_into(yaw[..., None], v)
-    out[:, :, :kk, 4] = 1.0
-    out[:, :, :kk] *= present[..., None]
-    return out.reshape(B, N, 5 * k)
+    """(B, N, 5k): for each robot the k nearest ``valid`` points (B, M, 2) within
+    ``radius_m``: x, y and velocity x, y (map-frame ``velocities`` (B, M, 2), or zeros) in
+    the robot's frame, then 1; zeros pad. ``exclude_self`` skips point i for robot i."""
+    B, N = poses.shape[:2]
+    out = np.zeros((B, N, 5 * k))
+    if k == 0 or points.shape[1] == 0:
+        return out
+    vel = np.zeros_like(points) if velocities is None else velocities
+    _nearest_rows(
+        np.ascontiguousarray(poses, dtype=float),
+        np.ascontiguousarray(points, dtype=float),
+        np.ascontiguousarray(vel, dtype=float),
+        np.ascontiguousarray(valid, dtype=np.bool_),
+        exclude_self,
+        float(radius_m),
+        k,
+        out,
+    )
+    return out
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _nearest_rows(poses, points, vel, valid, exclude_self, radius, k, out):
+    B, N, M = poses.shape[0], poses.shape[1], points.shape[1]
+    d = np.empty(M)
+    for b in range(B):
+        for i in range(N):
+            c, s = math.cos(poses[b, i, 2]), math.sin(poses[b, i, 2])
+            for j in range(M):
+                d[j] = np.inf
+                if valid[b, j] and not (exclude_self and j == i):
+                    dx, dy = points[b, j, 0] - poses[b, i, 0], points[b, j, 1] - poses[b, i, 1]
+                    dist = math.sqrt(dx * dx + dy * dy)
+                    if dist <= radius:
+                        d[j] = dist
+            for slot in range(k):  # selection: k is small
+                best, best_d = -1, np.inf
+                for j in range(M):
+                    if d[j] < best_d:
+                        best, best_d = j, d[j]
+                if best < 0:
+                    break
+                d[best] = np.inf
+                dx, dy = points[b, best, 0] - poses[b, i, 0], points[b, best, 1] - poses[b, i, 1]
+                vx, vy = vel[b, best, 0], vel[b, best, 1]
+                q = 5 * slot
+                out[b, i, q] = c * dx + s * dy
+                out[b, i, q + 1] = -s * dx + c * dy
+                out[b, i, q + 2] = c * vx + s * vy
+                out[b, i, q + 3] = -s * vx + c * vy
+                out[b, i, q + 4] = 1.0
 
 
 class ObstacleShapes:
@@ -142,7 +184,7 @@ class ObstacleShapes:
         hit = np.zeros(p.shape[:-1], dtype=bool)
         for cx, cy, r in self.cylinders:
             d = p - (cx, cy)
-            dist = np.linalg.norm(d, axis=-1)
+            dist = length(d)
             gap = dist - r - radius
             inside = gap < 0
             safe = np.where(dist > 1e-9, dist, 1.0)
@@ -319,15 +361,13 @@ class PursuitTask(Task):
 
     def observe(self, snap: Snapshot) -> np.ndarray:
         p = self.params
-        pos, yaw = snap.poses[..., :2], snap.poses[..., 2]
         velocity = snap.twists[..., :2]
         walls = wall_distances(snap.poses, self.world.arena.half_extents, p.wall_sensing_m)
         if not self.world.arena.walls:
             walls[:] = p.wall_sensing_m
-        rel = self.evader_pos[:, None, :, :] - pos[:, :, None, :]  # (B, N, E, 2)
-        dist = np.linalg.norm(rel, axis=-1)
-        seen = ~self.captured[:, None, :] & (dist <= p.sensing_radius_m)
-        evaders = nearest_features(rel, self.evader_vel, dist, seen, yaw, p.observed_evaders)
+        evaders = nearest_rows(
+            snap.poses, self.evader_pos, self.evader_vel, ~self.captured, p.observed_evaders, p.sensing_radius_m
+        )
         neighbours = neighbour_rows(snap.poses, snap.twists, p.neighbours, p.neighbour_radius_m)
         obs = np.concatenate([velocity, walls, evaders, neighbours], axis=-1)
         lo, hi = self._bounds
@@ -387,7 +427,7 @@ class PursuitTask(Task):
     def _nearest_targets(self, pos: np.ndarray, worlds: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
         """Index of the nearest uncaptured evader in sight of each pursuer (-1: none) and
         the distance to it."""
-        dist = np.linalg.norm(self.evader_pos[worlds][:, None] - pos[:, :, None], axis=-1)
+        dist = length(self.evader_pos[worlds][:, None] - pos[:, :, None])
         dist = np.where(self.captured[worlds][:, None, :] | (dist > self.params.sensing_radius_m), np.inf, dist)
         idx = np.argmin(dist, axis=-1)
         d = np.take_along_axis(dist, idx[..., None], axis=-1)[..., 0]
@@ -397,43 +437,37 @@ class PursuitTask(Task):
         """One control period of every uncaptured evader's flee rule (module docstring)."""
         p = self.params
         free = ~self.captured
-        away = self.evader_pos[:, :, None, :] - pos[:, None, :, :]  # (B, E, N, 2)
-        d = np.linalg.norm(away, axis=-1)
-        near = d <= p.evader_sensing_radius_m
-        threatened = near.any(axis=2)
-        # Flee: of FLEE_HEADINGS directions, the one that keeps the widest margin over the
-        # sensed pursuers: for each look-ahead τ, where running that way (stopped by the
-        # walls) gets it, less how far a pursuer at full speed gets in τ, worst τ counts.
         hx, hy = self.world.arena.half_extents
-        edge = np.array([hx - EVADER_RADIUS_M, hy - EVADER_RADIUS_M]) if self.world.arena.walls else np.inf
-        run = FLEE_DIRS[:, None, :] * (p.evader_speed_mps * FLEE_HORIZONS_S)[:, None]  # (H, T, 2)
-        ahead = np.clip(self.evader_pos[:, :, None, None, :] + run, -edge, edge)  # (B, E, H, T, 2)
-        gap = np.linalg.norm(ahead[..., None, :] - pos[:, None, None, None, :, :], axis=-1)  # (B, E, H, T, N)
-        gap = np.where(near[:, :, None, None, :], gap, np.inf).min(axis=-1)
-        margin = (gap - self._pursuer_speed * FLEE_HORIZONS_S).min(axis=-1)  # (B, E, H)
-        score = np.where(np.isfinite(margin), margin, 0.0)
-        if self.world.arena.walls:
-            first = ahead[:, :, :, 0]
-            room = np.minimum(hx - np.abs(first[..., 0]), hy - np.abs(first[..., 1]))
-            score -= WALL_WEIGHT * np.maximum(p.evader_wall_margin_m - room, 0.0)
-        speed_now = np.linalg.norm(self.evader_vel, axis=-1, keepdims=True)
-        heading_now = self.evader_vel / np.maximum(speed_now, 1e-9)
-        score += INERTIA_M * (heading_now @ FLEE_DIRS.T)
-        flee_dir = FLEE_DIRS[np.argmax(score, axis=-1)]
+        choice = np.empty(free.shape, dtype=np.int64)
+        _flee_choice(
+            self.evader_pos,
+            self.evader_vel,
+            np.ascontiguousarray(pos, dtype=float),
+            p.evader_sensing_radius_m,
+            p.evader_speed_mps,
+            self._pursuer_speed,
+            hx,
+            hy,
+            self.world.arena.walls,
+            p.evader_wall_margin_m,
+            choice,
+        )
+        threatened = choice >= 0
+        flee_dir = FLEE_DIRS[np.maximum(choice, 0)]
         self.wander_heading += self.wander_turn_radps * dt
         wander = np.stack([np.cos(self.wander_heading), np.sin(self.wander_heading)], axis=-1)
         want = np.where(threatened[..., None], flee_dir, wander)
         speed = np.where(threatened, p.evader_speed_mps, p.wander_fraction * p.evader_speed_mps)
         dv = want * speed[..., None] - self.evader_vel
         max_dv = p.evader_accel_mps2 * dt
-        dv *= np.minimum(1.0, max_dv / np.maximum(np.linalg.norm(dv, axis=-1, keepdims=True), 1e-9))
+        dv *= np.minimum(1.0, max_dv / np.maximum(length(dv)[..., None], 1e-9))
         vel = self.evader_vel + dv
         new_pos, _ = self.shapes.resolve(self.evader_pos + vel * dt, EVADER_RADIUS_M)
         vel = (new_pos - self.evader_pos) / dt  # what the walls let it do
         self.evader_pos = np.where(free[..., None], new_pos, self.evader_pos)
         self.evader_vel = np.where(free[..., None], vel, 0.0)
         # A wanderer that met a wall or obstacle turns back toward the arena's middle.
-        blocked = np.linalg.norm(vel, axis=-1) < 0.5 * p.wander_fraction * p.evader_speed_mps
+        blocked = length(vel) < 0.5 * p.wander_fraction * p.evader_speed_mps
         turn = np.arctan2(-self.evader_pos[..., 1], -self.evader_pos[..., 0])
         self.wander_heading = np.where(~threatened & blocked, turn, self.wander_heading)
 
@@ -442,12 +476,12 @@ class PursuitTask(Task):
         B, N = snap.poses.shape[:2]
         pos = snap.poses[..., :2]
         run = ~self.finished
-        moved = np.linalg.norm(pos - self._last_pos, axis=-1)
+        moved = length(pos - self._last_pos)
         self.path_m += np.where(run[:, None], moved, 0.0)
         self._move_evaders(pos, self.world.control_dt)
 
         # Captures: the nearest pursuer within the capture radius takes the evader.
-        dist = np.linalg.norm(self.evader_pos[:, None] - pos[:, :, None], axis=-1)  # (B, N, E)
+        dist = length(self.evader_pos[:, None] - pos[:, :, None])  # (B, N, E)
         closest = np.argmin(dist, axis=1)  # (B, E)
         caught = (dist.min(axis=1) <= p.capture_radius_m) & ~self.captured & run[:, None]
         t = np.asarray(snap.time_s, dtype=float).reshape(-1)
@@ -457,13 +491,10 @@ class PursuitTask(Task):
         for e in range(p.evaders):
             np.add.at(self.captures, (np.flatnonzero(caught[:, e]), closest[caught[:, e], e]), 1)
 
-        # Chase: metres closed on last step's target, if it is still free.
-        tgt = self._target
-        has = tgt >= 0
-        safe = np.where(has, tgt, 0)
-        d_now = np.take_along_axis(dist, safe[..., None], axis=-1)[..., 0]
-        still = has & ~np.take_along_axis(self.captured, safe, axis=1)
-        rewards = w.chase * np.where(still, self._target_dist - d_now, 0.0)
+        # Chase: metres closed on last step's target (free then; caught now or not).
+        has = self._target >= 0
+        d_now = np.take_along_axis(dist, np.where(has, self._target, 0)[..., None], axis=-1)[..., 0]
+        rewards = w.chase * np.where(has, self._target_dist - d_now, 0.0)
         rewards += w.capture_bonus * caught.sum(axis=1)[:, None]
         new_contact = snap.contacts & ~self._last_contact
         self.collisions += new_contact & run[:, None]
@@ -513,3 +544,51 @@ class PursuitTask(Task):
     def drawables(self, world: int = 0) -> dict[str, np.ndarray]:
         free = ~self.captured[world]
         return {"evaders": self.evader_pos[world][free].copy(), "captured": self.evader_pos[world][~free].copy()}
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _flee_choice(evaders, velocity, pursuers, sense_r, speed, pursuer_speed, hx, hy, walls, margin, choice):
+    """choice (B, E): index into FLEE_DIRS of each evader's flight (module docstring), or -1
+    when no pursuer is within ``sense_r`` of it."""
+    B, E, N = evaders.shape[0], evaders.shape[1], pursuers.shape[1]
+    H, T = FLEE_DIRS.shape[0], FLEE_HORIZONS_S.shape[0]
+    ex_max, ey_max = hx - EVADER_RADIUS_M, hy - EVADER_RADIUS_M
+    near = np.empty(N, dtype=np.bool_)
+    for b in range(B):
+        for e in range(E):
+            ex, ey = evaders[b, e, 0], evaders[b, e, 1]
+            threatened = False
+            for n in range(N):
+                dx, dy = pursuers[b, n, 0] - ex, pursuers[b, n, 1] - ey
+                near[n] = dx * dx + dy * dy <= sense_r * sense_r
+                threatened |= near[n]
+            if not threatened:
+                choice[b, e] = -1
+                continue
+            vx, vy = velocity[b, e, 0], velocity[b, e, 1]
+            v = math.sqrt(vx * vx + vy * vy)
+            hx_now, hy_now = (vx / v, vy / v) if v > 1e-9 else (0.0, 0.0)
+            best, best_score = 0, -np.inf
+            for h in range(H):
+                worst = np.inf
+                room = np.inf
+                for t in range(T):
+                    qx = ex + FLEE_DIRS[h, 0] * speed * FLEE_HORIZONS_S[t]
+                    qy = ey + FLEE_DIRS[h, 1] * speed * FLEE_HORIZONS_S[t]
+                    if walls:
+                        qx = min(max(qx, -ex_max), ex_max)
+                        qy = min(max(qy, -ey_max), ey_max)
+                        if t == 0:
+                            room = min(hx - abs(qx), hy - abs(qy))
+                    gap = np.inf
+                    for n in range(N):
+                        if near[n]:
+                            dx, dy = qx - pursuers[b, n, 0], qy - pursuers[b, n, 1]
+                            gap = min(gap, math.sqrt(dx * dx + dy * dy))
+                    worst = min(worst, gap - pursuer_speed * FLEE_HORIZONS_S[t])
+                score = worst + INERTIA_M * (hx_now * FLEE_DIRS[h, 0] + hy_now * FLEE_DIRS[h, 1])
+                if walls:
+                    score -= WALL_WEIGHT * max(margin - room, 0.0)
+                if score > best_score:
+                    best, best_score = h, score
+            choice[b, e] = best
