@@ -32,6 +32,10 @@ format: setup
 bench: setup
 	$(BIN)/python benchmarks/backend_overhead.py
 	$(BIN)/python benchmarks/twin_sync.py
+	$(BIN)/python benchmarks/site_link.py
+	$(BIN)/python benchmarks/engine_vs_vmas.py
+	$(BIN)/python benchmarks/learned_vs_scripted.py
+	$(BIN)/python benchmarks/train_vs_sb3.py
 
 clean:
 	rm -rf $(VENV) build install log runs *.egg-info

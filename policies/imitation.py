@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 
 from policies.base import PolicyContext
 from policies.models import MultiAgentActorCritic
@@ -84,19 +85,36 @@ def clone_scripted_baseline(model: MultiAgentActorCritic, world: WorldSpec, conf
 
 
 def _fit(model, optimizer, x: np.ndarray, y: np.ndarray, epochs: int, generator: torch.Generator) -> float:
-    """Minibatch regression of the actor's mean onto the commands, in [-1, 1] units."""
+    """Minibatch fit of the actor to the commands: regression of the mean in [-1, 1] units
+    (continuous actions), or classification onto the nearest command of the grid (discrete
+    actions: a classifier picks one of two ways round an obstacle where a regression would
+    average them into the obstacle). Returns the final loss over the whole set."""
     x_t = torch.as_tensor(x)
-    low, high = model.action_low.numpy(), model.action_high.numpy()
-    target = torch.as_tensor(2.0 * (y - low) / (high - low) - 1.0, dtype=torch.float32).clamp(-1, 1)
-    loss = torch.tensor(0.0)
+    if model.discrete:
+        target = torch.cdist(_scaled(model, torch.as_tensor(y)), _scaled(model, model.commands)).argmin(dim=1)
+
+        def loss_of(out, idx):
+            return nn.functional.cross_entropy(out, target[idx])
+
+    else:
+        low, high = model.action_low.numpy(), model.action_high.numpy()
+        target = torch.as_tensor(2.0 * (y - low) / (high - low) - 1.0, dtype=torch.float32).clamp(-1, 1)
+
+        def loss_of(out, idx):
+            return ((out - target[idx]) ** 2).mean()
+
     for _ in range(epochs):
         perm = torch.randperm(len(x_t), generator=generator)
         for start in range(0, len(x_t), BATCH):
             idx = perm[start : start + BATCH]
-            mean = model.actor(model.obs_norm(x_t[idx]))
-            loss = ((mean - target[idx]) ** 2).mean()
+            loss = loss_of(model.actor(model.obs_norm(x_t[idx])), idx)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
     with torch.no_grad():
-        return float(((model.actor(model.obs_norm(x_t)) - target) ** 2).mean())
+        return float(loss_of(model.actor(model.obs_norm(x_t)), slice(None)))
+
+
+def _scaled(model, commands: torch.Tensor) -> torch.Tensor:
+    """Commands in [-1, 1] per axis, so both axes weigh alike in "nearest"."""
+    return 2.0 * (commands - model.action_low) / (model.action_high - model.action_low) - 1.0

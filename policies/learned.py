@@ -35,6 +35,16 @@ class LearnedPolicy(Policy):
             )
         self.name = f"learned:{self.path.stem}"
 
+    @classmethod
+    def from_model(cls, context: PolicyContext, model, deterministic: bool = True) -> LearnedPolicy:
+        """Serve a model still in memory (during or right after training), no checkpoint file."""
+        policy = cls.__new__(cls)
+        Policy.__init__(policy, context)
+        policy.model, policy.meta, policy.path = model, {}, None
+        policy.deterministic = deterministic
+        policy.name = "learned:in-memory"
+        return policy
+
     def act(self, observations: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not observations:
             return {}

@@ -70,6 +70,8 @@ class TrainConfig:
     """Passes over the aggregated data set after each DAgger round."""
     critic_warmup_iterations: int = 0
     """PPO iterations that train only the critic (after cloning, so the actor is kept)."""
+    init_checkpoint: str = ""
+    """Start from this checkpoint's weights (fine-tuning; same task and spaces), not from scratch."""
     workers: int = 0
     """Ray rollout workers (0: collect in this process)."""
     seed: int = 0
@@ -81,8 +83,8 @@ class TrainConfig:
         for name in ("total_agent_steps", "num_worlds", "rollout_steps", "update_epochs", "minibatches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.bc_agent_steps and self.discrete_per_axis:
-            raise ValueError("behaviour cloning (bc_agent_steps) is for continuous actions only")
+        if self.dagger_rounds and not self.bc_agent_steps:
+            raise ValueError("dagger_rounds needs bc_agent_steps > 0 (DAgger refines a clone)")
 
 
 @dataclass
@@ -279,6 +281,9 @@ def train(
         local = Collector(world, config.num_worlds, config.seed)
         env_info = local.env
     model = make_model(env_info, config)
+    parent: dict[str, Any] = {}
+    if config.init_checkpoint:
+        parent = _load_parent(model, config.init_checkpoint, world)
     if config.bc_agent_steps > 0:
         from policies.imitation import clone_scripted_baseline
 
@@ -327,7 +332,7 @@ def train(
                 on_iteration(row)
             if out is not None and row.get("success_rate", -1) >= best_success and len(recent) >= 20:
                 best_success = row["success_rate"]
-                result.checkpoint = _save(out, model, world, config, row, command, env_info)
+                result.checkpoint = _save(out, model, world, config, row, command, env_info, parent)
             if seconds is not None and time.monotonic() - started >= seconds:
                 break
     finally:
@@ -340,7 +345,7 @@ def train(
     result.seconds = time.monotonic() - started
     if out is not None and result.checkpoint is None:
         result.checkpoint = _save(
-            out, model, world, config, result.history[-1] if result.history else {}, command, env_info
+            out, model, world, config, result.history[-1] if result.history else {}, command, env_info, parent
         )
     result.model = model
     return result
@@ -350,7 +355,25 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def _save(out: Path, model, world: WorldSpec, config: TrainConfig, row: dict, command: str, env) -> Path:
+def _load_parent(model: MultiAgentActorCritic, path: str, world: WorldSpec) -> dict[str, Any]:
+    """Copy a checkpoint's weights into ``model``; its sidecar's training history is kept."""
+    parent, meta = checkpoint.load(path)
+    if meta.get("task") != world.task.name:
+        raise ValueError(f"init_checkpoint {path}: trained for task {meta.get('task')!r}, not {world.task.name!r}")
+    if parent.spec() != model.spec():
+        raise ValueError(f"init_checkpoint {path}: model {parent.spec()} does not match this run's {model.spec()}")
+    model.load_state_dict(parent.state_dict())
+    return {
+        "checkpoint": path,
+        "train_command": meta.get("train_command", ""),
+        "train_config": meta.get("train_config", {}),
+        "parent": meta.get("parent"),
+    }
+
+
+def _save(
+    out: Path, model, world: WorldSpec, config: TrainConfig, row: dict, command: str, env, parent: dict | None = None
+) -> Path:
     layout = {name: [sl.start, sl.stop] for name, sl in env.task.observation_slices().items()}
     info = {
         "task": world.task.name,
@@ -368,6 +391,8 @@ def _save(out: Path, model, world: WorldSpec, config: TrainConfig, row: dict, co
         "train_command": command,
         "train_metrics": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},
     }
+    if parent:
+        info["parent"] = parent  # the run this one fine-tuned, and its own parents
     return checkpoint.save(out, model, info)
 
 

@@ -59,7 +59,11 @@ def summarise(results: list[EpisodeResult]) -> dict[str, Any]:
     """Averages over episodes of every numeric episode metric, plus per-episode results."""
     if not results:
         return {"episodes": 0}
-    keys = [k for k, v in results[0].metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    keys: list[str] = []  # numeric in any episode (a time is None where it never happened)
+    for r in results:
+        keys += [
+            k for k, v in r.metrics.items() if isinstance(v, int | float) and not isinstance(v, bool) and k not in keys
+        ]
     summary: dict[str, Any] = {"episodes": len(results)}
     for key in keys:
         values = [r.metrics[key] for r in results if r.metrics.get(key) is not None]

@@ -21,6 +21,11 @@ def add_parser(sub) -> None:
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=1000, help="first seed (held out from training's seeds)")
     p.add_argument("--backend", default=None, help="override the world's backend (kinematic, pybullet)")
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="also store the metrics (and this command) in the checkpoint's sidecar, under eval.<backend>",
+    )
     p.set_defaults(handler=run)
 
 
@@ -44,5 +49,31 @@ def run(args: argparse.Namespace) -> int:
         f"{summary['policy']} on {world.name} ({summary['backend']}), {summary['episodes']} episodes: "
         f"success {summary['success_rate']:.1%}, collisions {summary['collision_rate']:.1%}"
     )
-    print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}))
+    metrics = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
+    if args.record:
+        _record(args, metrics)
+    print(json.dumps(metrics))
     return 0
+
+
+def _record(args: argparse.Namespace, metrics: dict) -> None:
+    """Add ``metrics`` to the checkpoint's sidecar (``eval.<backend>``), with the command."""
+    import shlex
+    import sys
+    from pathlib import Path
+
+    from policies.checkpoint import sidecar_path
+    from sern.cli import UsageError
+
+    side = sidecar_path(Path(args.checkpoint))
+    if not side.is_file():
+        raise UsageError(f"--record needs a checkpoint with a sidecar; {side} does not exist")
+    meta = json.loads(side.read_text())
+    argv = ["sern", *sys.argv[1:]] if sys.argv[0].endswith("sern") else ["sern", "eval", args.checkpoint, args.world]
+    entry = {
+        "command": " ".join(shlex.quote(a) for a in argv),
+        "seeds": [args.seed, args.seed + args.episodes - 1],
+        "metrics": metrics,
+    }
+    meta.setdefault("eval", {})[metrics["backend"]] = entry
+    side.write_text(json.dumps(meta, indent=2, default=str) + "\n")

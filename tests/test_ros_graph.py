@@ -215,6 +215,32 @@ def test_recording_writes_an_mcap_file_that_decodes(domain, tmp_path):
     assert max(xs) - min(xs) > 0.5  # the policy drove it
 
 
+def test_policy_node_serves_the_shipped_checkpoint(domain, tmp_path):
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+
+    from policies.registry import shipped_checkpoint
+
+    if shipped_checkpoint("navigation") is None:
+        pytest.fail("policies/checkpoints/navigation.pt is not in the repository")
+    target = tmp_path / "learned.mcap"
+    graph = Launched(["sim_launch.yaml", "policy:=learned", f"record:={target}"], domain)
+    graph.wait_for(r"\[policy_node-\d+\].*driving robot_0.* with policy learned", timeout=60)
+    graph.wait_for(r"\[recorder-\d+\].*recording all topics", timeout=30)
+    time.sleep(6.0)
+    assert graph.stop() in (0, 130)
+    graph.wait_for(r"\[recorder-\d+\].*wrote \d+ messages")
+    with open(target, "rb") as f:
+        reader = make_reader(f, decoder_factories=[DecoderFactory()])
+        xs = [
+            msg.pose.pose.position.x
+            for _, channel, _, msg in reader.iter_decoded_messages(topics=["/robot_0/odom"])
+            if channel.topic == "/robot_0/odom"
+        ]
+    assert len(xs) > 100
+    assert xs[-1] - xs[0] > 1.0  # the learned policy drove robot_0 toward its goals (east)
+
+
 def test_twin_follows_its_robot_and_a_dead_peer_is_reported(domain, tmp_path):
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 

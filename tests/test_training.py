@@ -10,8 +10,12 @@ import torch
 
 from policies import checkpoint
 from policies.base import PolicyContext
-from policies.mappo import TrainConfig, train
+from policies.imitation import clone_scripted_baseline
+from policies.learned import LearnedPolicy
+from policies.mappo import TrainConfig, make_model, train
 from policies.registry import PolicyError, make_policy
+from policies.rollout import run_episodes, summarise
+from sim_bridge.batched_env import BatchedEnv
 from sim_bridge.env import MultiRobotEnv
 from worlds import load_world_data
 
@@ -89,3 +93,28 @@ def test_training_config_is_checked():
         TrainConfig(algo="dqn")
     with pytest.raises(ValueError, match="num_worlds must be at least 1"):
         TrainConfig(num_worlds=0)
+
+
+@pytest.mark.parametrize("discrete", [0, 7])
+def test_dagger_imitates_the_scripted_baseline_on_states_the_learner_visits(discrete):
+    """Cloning then DAgger: the learner, driving alone on held-out seeds, does about as well
+    as its teacher (continuous regression and the discrete classifier both)."""
+    world = small_world()
+    config = TrainConfig(
+        num_worlds=8, bc_agent_steps=6_000, bc_epochs=40, dagger_rounds=2, dagger_epochs=20, discrete_per_axis=discrete
+    )
+    torch.manual_seed(0)
+    model = make_model(BatchedEnv(world, 1), config)
+    clone_scripted_baseline(model, world, config)
+    env = MultiRobotEnv(world)
+    try:
+        context = PolicyContext.from_task(env.task)
+        seeds = range(900, 908)
+        learned = summarise(run_episodes(env, LearnedPolicy.from_model(context, model), seeds))
+        teacher = summarise(run_episodes(env, make_policy("scripted", context), seeds))
+    finally:
+        env.close()
+    assert learned["success_rate"] >= teacher["success_rate"] - 0.2, (learned["per_episode"], teacher["success_rate"])
+    assert learned["collision_rate"] <= teacher["collision_rate"] + 0.2, learned["per_episode"]
+    idle_like = learned["path_length_m"] < 0.5
+    assert not idle_like, learned["per_episode"]

@@ -59,6 +59,9 @@ class Task(ABC):
 
     name: ClassVar[str]
     Params: ClassVar[type[Spec]]
+    headline_metric: ClassVar[tuple[str, str]] = ("success_rate", "max")
+    """The episode metric that ranks policies on this task, and whether "max" or "min" is
+    better (used to compare learned policies against the scripted baseline)."""
 
     def __init__(self, world: WorldSpec, params: Spec, num_worlds: int = 1):
         self.world = world

@@ -164,6 +164,7 @@ def _coverage(poses, landmarks, nearest_m, holder):
 
 class CoverageTask(Task):
     name = "coverage"
+    headline_metric = ("success_rate", "max")
     Params = CoverageParams
     params: CoverageParams
 

@@ -231,6 +231,7 @@ def contiguous_f64(a: np.ndarray) -> np.ndarray:
 
 class FlockingTask(Task):
     name = "flocking"
+    headline_metric = ("time_to_goal_s", "min")
     Params = FlockingParams
     params: FlockingParams
 

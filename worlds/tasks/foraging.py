@@ -82,6 +82,7 @@ class ForagingParams(Spec):
 
 class ForagingTask(Task):
     name = "foraging"
+    headline_metric = ("delivery_rate_per_min", "max")
     Params = ForagingParams
     params: ForagingParams
 

@@ -259,6 +259,7 @@ class PursuitParams(Spec):
 
 class PursuitTask(Task):
     name = "pursuit"
+    headline_metric = ("time_to_capture_all_s", "min")
     Params = PursuitParams
     params: PursuitParams
 

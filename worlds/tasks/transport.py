@@ -93,6 +93,7 @@ class TransportParams(Spec):
 
 class TransportTask(Task):
     name = "transport"
+    headline_metric = ("time_to_goal_s", "min")
     Params = TransportParams
     params: TransportParams
 
