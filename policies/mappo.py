@@ -297,7 +297,8 @@ def train(
     bar = _bar(progress, iterations * per_iteration)
     recent: deque[dict[str, float]] = deque(maxlen=200)
     result = TrainResult(None)
-    best_success = -1.0
+    best_return = -math.inf
+    fresh = 0  # episodes finished since the last actor-only warm-up iteration
     try:
         for it in range(iterations):
             frac = 1.0 - it / iterations
@@ -330,8 +331,12 @@ def train(
             )
             if on_iteration is not None:
                 on_iteration(row)
-            if out is not None and row.get("success_rate", -1) >= best_success and len(recent) >= 20:
-                best_success = row["success_rate"]
+            # Keep the best policy by mean return over the last 200 episodes once all of them
+            # were played by the trained actor (not the warm-up's, whose actor is the start).
+            fresh = fresh + sum(len(r.episodes) for r in rollouts) if it >= config.critic_warmup_iterations else 0
+            mean_return = row.get("return", -math.inf)
+            if out is not None and fresh >= recent.maxlen and mean_return >= best_return:
+                best_return = mean_return
                 result.checkpoint = _save(out, model, world, config, row, command, env_info, parent)
             if seconds is not None and time.monotonic() - started >= seconds:
                 break
