@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from worlds.errors import Problem
-from worlds.spec import Spec, WorldSpec
+from worlds.spec import Region, Spec, WorldSpec
 
 
 @dataclass
@@ -123,3 +123,25 @@ class Task(ABC):
         """What the action means: ``unicycle`` (v, ω) or ``holonomic`` (vx, vy)."""
         holo = {r.model.holonomic for r in self.robots}
         return "holonomic" if holo == {True} else "unicycle"
+
+
+def region_problem(key: str, region: Region, world: WorldSpec) -> Problem | None:
+    """A problem when ``region`` reaches outside the arena."""
+    hx, hy = world.arena.half_extents
+    if region.min[0] < -hx or region.max[0] > hx or region.min[1] < -hy or region.max[1] > hy:
+        return Problem(
+            key,
+            f"region {[list(region.min), list(region.max)]} reaches outside the arena "
+            f"(x in [{-hx:g}, {hx:g}], y in [{-hy:g}, {hy:g}])",
+        )
+    return None
+
+
+def lidar_pooling_problem(world: WorldSpec, lidar_obs_beams: int) -> Problem | None:
+    """A problem when the observed lidar sectors do not divide the world's beams."""
+    beams = world.sensors.lidar.beams
+    if beams % lidar_obs_beams:
+        return Problem(
+            "task.params.lidar_obs_beams", f"must divide sensors.lidar.beams ({beams}); got {lidar_obs_beams}"
+        )
+    return None

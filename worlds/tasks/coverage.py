@@ -41,7 +41,7 @@ from pydantic import Field
 from worlds import geometry
 from worlds.errors import Problem
 from worlds.spec import NonNegativeFloat, PositiveFloat, Region, Spec, WorldSpec
-from worlds.tasks.base import ObservationPart, Snapshot, Task
+from worlds.tasks.base import ObservationPart, Snapshot, Task, lidar_pooling_problem, region_problem
 from worlds.tasks.flocking import clip_row, contiguous_f64, nearest_others, write_neighbours
 
 LANDMARK_CLEARANCE_M = 0.05  # free space kept between a landmark and walls beyond a robot's radius
@@ -193,23 +193,10 @@ class CoverageTask(Task):
     @classmethod
     def check(cls, world: WorldSpec, params: CoverageParams) -> list[Problem]:
         problems: list[Problem] = []
-        hx, hy = world.arena.half_extents
-        if world.sensors.lidar.beams % params.lidar_obs_beams:
-            problems.append(
-                Problem(
-                    "task.params.lidar_obs_beams",
-                    f"must divide sensors.lidar.beams ({world.sensors.lidar.beams}); got {params.lidar_obs_beams}",
-                )
-            )
-        r = params.landmark_region
-        if r.min[0] < -hx or r.max[0] > hx or r.min[1] < -hy or r.max[1] > hy:
-            problems.append(
-                Problem(
-                    "task.params.landmark_region",
-                    f"region {[list(r.min), list(r.max)]} reaches outside the arena "
-                    f"(x in [{-hx:g}, {hx:g}], y in [{-hy:g}, {hy:g}])",
-                )
-            )
+        if bad := lidar_pooling_problem(world, params.lidar_obs_beams):
+            problems.append(bad)
+        if bad := region_problem("task.params.landmark_region", params.landmark_region, world):
+            problems.append(bad)
             return problems
         n = world.num_robots
         if params.landmarks > n and params.landmark_separation_m > 2 * params.cover_radius_m:
@@ -224,7 +211,7 @@ class CoverageTask(Task):
         clearance = max(e.model.radius_m for e in world.robot_entries()) + LANDMARK_CLEARANCE_M
         points = geometry.sample_free_points(
             np.random.default_rng(world.seed),
-            r,
+            params.landmark_region,
             params.landmarks,
             world.arena,
             world.obstacles,

@@ -46,7 +46,7 @@ from pydantic import Field
 
 from worlds.errors import Problem
 from worlds.spec import NonNegativeFloat, PositiveFloat, Region, Spec, WorldSpec
-from worlds.tasks.base import ObservationPart, Snapshot, Task
+from worlds.tasks.base import ObservationPart, Snapshot, Task, lidar_pooling_problem, region_problem
 
 MOVING_MPS = 0.05  # below this a robot has no heading of travel (order parameter, alignment)
 HEX_PACKING = math.pi / (2 * math.sqrt(3))  # densest packing of equal discs in the plane
@@ -263,23 +263,10 @@ class FlockingTask(Task):
     @classmethod
     def check(cls, world: WorldSpec, params: FlockingParams) -> list[Problem]:
         problems: list[Problem] = []
-        hx, hy = world.arena.half_extents
-        if world.sensors.lidar.beams % params.lidar_obs_beams:
-            problems.append(
-                Problem(
-                    "task.params.lidar_obs_beams",
-                    f"must divide sensors.lidar.beams ({world.sensors.lidar.beams}); got {params.lidar_obs_beams}",
-                )
-            )
-        r = params.goal_region
-        if r.min[0] < -hx or r.max[0] > hx or r.min[1] < -hy or r.max[1] > hy:
-            problems.append(
-                Problem(
-                    "task.params.goal_region",
-                    f"region {[list(r.min), list(r.max)]} reaches outside the arena "
-                    f"(x in [{-hx:g}, {hx:g}], y in [{-hy:g}, {hy:g}])",
-                )
-            )
+        if bad := lidar_pooling_problem(world, params.lidar_obs_beams):
+            problems.append(bad)
+        if bad := region_problem("task.params.goal_region", params.goal_region, world):
+            problems.append(bad)
         # The flock arrives when all robots are inside the goal circle: it must hold them.
         footprint = sum(math.pi * e.model.radius_m**2 for e in world.robot_entries())
         need = math.sqrt(footprint / (math.pi * HEX_PACKING))

@@ -31,7 +31,7 @@ from worlds import geometry
 from worlds.errors import Problem
 from worlds.spec import NonNegativeFloat, Placement, PositiveFloat, Spec, WorldSpec
 from worlds.tasks import kernels
-from worlds.tasks.base import ObservationPart, Snapshot, Task
+from worlds.tasks.base import ObservationPart, Snapshot, Task, lidar_pooling_problem, region_problem
 
 GOAL_GAP_M = 0.3  # free space kept between goals beyond two robot radii
 
@@ -119,13 +119,8 @@ class NavigationTask(Task):
         n = world.num_robots
         goals = params.goals
         hx, hy = world.arena.half_extents
-        if world.sensors.lidar.beams % params.lidar_obs_beams:
-            problems.append(
-                Problem(
-                    "task.params.lidar_obs_beams",
-                    f"must divide sensors.lidar.beams ({world.sensors.lidar.beams}); got {params.lidar_obs_beams}",
-                )
-            )
+        if bad := lidar_pooling_problem(world, params.lidar_obs_beams):
+            problems.append(bad)
         if goals.poses is not None:
             if len(goals.poses) != n:
                 problems.append(
@@ -148,15 +143,8 @@ class NavigationTask(Task):
                 elif geometry.clearance(world.arena, world.obstacles, np.array(goal)) < 0:
                     problems.append(Problem(key, f"goal {list(goal)} is inside an obstacle"))
         else:
-            r = goals.region
-            if r.min[0] < -hx or r.max[0] > hx or r.min[1] < -hy or r.max[1] > hy:
-                problems.append(
-                    Problem(
-                        "task.params.goals.region",
-                        f"region {[list(r.min), list(r.max)]} reaches outside the arena "
-                        f"(x in [{-hx:g}, {hx:g}], y in [{-hy:g}, {hy:g}])",
-                    )
-                )
+            if bad := region_problem("task.params.goals.region", goals.region, world):
+                problems.append(bad)
         return problems
 
     # ---- observations ------------------------------------------------------------------

@@ -48,7 +48,7 @@ from pydantic import Field
 from worlds import geometry
 from worlds.errors import Problem
 from worlds.spec import BoxObstacle, NonNegativeFloat, PositiveFloat, Region, Spec, WorldSpec
-from worlds.tasks.base import ObservationPart, Snapshot, Task
+from worlds.tasks.base import ObservationPart, Snapshot, Task, region_problem
 
 EVADER_RADIUS_M = 0.15  # evaders keep this far from walls and obstacles
 START_GAP_M = 1.0  # evaders start at least this far beyond the capture radius from every pursuer
@@ -215,18 +215,6 @@ class ObstacleShapes:
             hit |= np.any(clipped != p, axis=-1)
             p = clipped
         return p, hit
-
-
-def region_problem(key: str, region: Region, world: WorldSpec) -> Problem | None:
-    """A problem when ``region`` reaches outside the arena."""
-    hx, hy = world.arena.half_extents
-    if region.min[0] < -hx or region.max[0] > hx or region.min[1] < -hy or region.max[1] > hy:
-        return Problem(
-            key,
-            f"region {[list(region.min), list(region.max)]} reaches outside the arena "
-            f"(x in [{-hx:g}, {hx:g}], y in [{-hy:g}, {hy:g}])",
-        )
-    return None
 
 
 # ---- the task -------------------------------------------------------------------------------
