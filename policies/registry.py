@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -41,13 +42,7 @@ def make_policy(name_or_path: str, context: PolicyContext) -> Policy:
     if name_or_path == "idle":
         return IdlePolicy(context)
     if name_or_path == "scripted":
-        target = SCRIPTED.get(context.task_name)
-        if target is None:
-            raise PolicyError(f"no scripted baseline for task {context.task_name!r}")
-        import importlib
-
-        module, cls = target.split(":")
-        return getattr(importlib.import_module(module), cls)(context)
+        return make_scripted(context)
     if name_or_path == "learned":
         shipped = shipped_checkpoint(context.task_name)
         if shipped is None:
@@ -80,3 +75,26 @@ def default_policy(task_name: str) -> str:
     """What ``sern run`` uses when no policy is given: the shipped checkpoint, else the
     scripted baseline."""
     return "learned" if shipped_checkpoint(task_name) is not None else "scripted"
+
+
+def make_scripted(context: PolicyContext, tuning: Mapping[str, float] | None = None) -> Policy:
+    """The task's scripted baseline, with ``tuning`` replacing fields of its config
+    dataclass (e.g. ``{"safety_margin_m": 0.2}`` for navigation's dynamic window)."""
+    target = SCRIPTED.get(context.task_name)
+    if target is None:
+        raise PolicyError(f"no scripted baseline for task {context.task_name!r}")
+    import importlib
+
+    module, name = target.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    policy = cls(context)
+    if not tuning:
+        return policy
+    known = {f.name for f in dataclasses.fields(policy.config)}
+    unknown = sorted(set(tuning) - known)
+    if unknown:
+        raise PolicyError(
+            f"the {context.task_name} baseline has no setting {', '.join(unknown)}; "
+            f"its settings: {', '.join(sorted(known))}"
+        )
+    return cls(context, dataclasses.replace(policy.config, **tuning))

@@ -9,7 +9,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from worlds import WorldFileError, load_world
+from worlds import WorldFileError, load_world, make_task, with_changes
 
 
 def add_parser(sub) -> None:
@@ -35,6 +35,13 @@ def add_parser(sub) -> None:
         metavar="KEY=VALUE",
         help="any TrainConfig field, e.g. --set ent_coef=0.01",
     )
+    p.add_argument(
+        "--world-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change the world file for this run, e.g. --world-set task.params.reward.collision_penalty=20",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -42,8 +49,14 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from sern.cli import UsageError
 
+    changes = {}
+    for item in args.world_set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--world-set {item}: expected KEY=VALUE, e.g. task.params.reward.collision_penalty=20")
+        changes[key] = _parse(value)
     try:
-        world = load_world(args.world)
+        world = with_changes(load_world(args.world), changes)
     except WorldFileError as err:
         raise UsageError(str(err)) from None
     from policies.mappo import TrainConfig, train
@@ -52,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     names = {f.name: f.type for f in fields(TrainConfig)}
     for item in args.set:
         key, _, value = item.partition("=")
+        if key.startswith("teacher."):  # one setting of the scripted teacher
+            overrides.setdefault("teacher", {})[key.removeprefix("teacher.")] = _parse(value)
+            continue
         if key not in names:
             raise UsageError(f"--set {key}: not a training setting; choose from {', '.join(sorted(names))}")
         overrides[key] = _parse(value)
@@ -61,6 +77,21 @@ def run(args: argparse.Namespace) -> int:
         )
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
+    if config.privileged_teacher:
+        from policies.privileged import privileged_teacher_for
+
+        try:
+            privileged_teacher_for(world.task.name)
+        except ValueError as err:
+            raise UsageError(f"--set privileged_teacher: {err}") from None
+    if config.teacher:  # a typo in the teacher's tuning should not wait for the data collection
+        from policies.base import PolicyContext
+        from policies.registry import PolicyError, make_scripted
+
+        try:
+            make_scripted(PolicyContext.from_task(make_task(world)), config.teacher)
+        except (PolicyError, TypeError) as err:
+            raise UsageError(f"--set teacher.*: {err}") from None
     out = args.out or Path("runs/train") / world.name
     command = "sern " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("sern") else ""
     result = train(world, config, out=out, progress=not args.quiet, log_dir=out.parent / "tensorboard", command=command)

@@ -66,7 +66,7 @@ class BatchedEnv:
         if seed is not None:
             self.rng = np.random.default_rng(seed)
         self._restart(np.arange(self.num_worlds))
-        self._obs = self.task.observe(self._snapshot())
+        self._obs = self.task.observe(self.snapshot())
         return self._obs
 
     def _restart(self, worlds: np.ndarray) -> None:
@@ -78,7 +78,8 @@ class BatchedEnv:
             self.backend.reset(int(self.rng.integers(2**31)), starts)
         self.steps[worlds] = 0
 
-    def _snapshot(self) -> Snapshot:
+    def snapshot(self) -> Snapshot:
+        """The worlds' state now, as the task sees it (for privileged teachers and tests)."""
         states = self.backend.states()
         time_s = getattr(self.backend, "time_s", np.full(self.num_worlds, states.time_s))
         return Snapshot(
@@ -106,7 +107,7 @@ class BatchedEnv:
             self.backend.apply(cmd)
         self.backend.step(self.control_dt)
         self.steps += 1
-        snap = self._snapshot()
+        snap = self.snapshot()
         rewards, terminated = self.task.step(snap)
         obs = self.task.observe(snap)
         truncated = (self.steps >= self.max_steps) & ~self.task.done()
@@ -117,7 +118,7 @@ class BatchedEnv:
             ended = np.flatnonzero(world_done)
             episodes = [self.task.episode_metrics(int(w)) for w in ended]
             self._restart(ended)
-            obs = self.task.observe(self._snapshot())
+            obs = self.task.observe(self.snapshot())
         self._obs = obs
         return BatchStep(
             obs, rewards.astype(np.float32), terminated, active, world_done, truncated, final_obs, episodes

@@ -13,7 +13,7 @@ from policies.base import PolicyContext
 from policies.imitation import clone_scripted_baseline
 from policies.learned import LearnedPolicy
 from policies.mappo import TrainConfig, make_model, train
-from policies.registry import PolicyError, make_policy
+from policies.registry import PolicyError, make_policy, make_scripted
 from policies.rollout import run_episodes, summarise
 from sim_bridge.batched_env import BatchedEnv
 from sim_bridge.env import MultiRobotEnv
@@ -93,6 +93,19 @@ def test_training_config_is_checked():
         TrainConfig(algo="dqn")
     with pytest.raises(ValueError, match="num_worlds must be at least 1"):
         TrainConfig(num_worlds=0)
+
+
+def test_teacher_tuning_changes_the_baseline_and_names_unknown_settings():
+    env = MultiRobotEnv(small_world())
+    try:
+        context = PolicyContext.from_task(env.task)
+        cautious = make_scripted(context, {"safety_margin_m": 0.3})
+        assert cautious.config.safety_margin_m == 0.3
+        assert make_scripted(context).config.safety_margin_m != 0.3
+        with pytest.raises(PolicyError, match=r"no setting safety_margin; its settings: .*safety_margin_m"):
+            make_scripted(context, {"safety_margin": 0.3})
+    finally:
+        env.close()
 
 
 @pytest.mark.parametrize("discrete", [0, 7])

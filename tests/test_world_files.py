@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from conftest import NAVIGATION, REPO, write_world
+from test_cli import SERN
 
 from worlds import WorldFileError, load_world, load_world_text
 from worlds.loader import list_worlds
@@ -176,3 +177,27 @@ def test_cli_check_exit_code_and_no_traceback(tmp_path, navigation_data):
     assert res.returncode == 2
     assert "robots[0].count" in res.stderr and "greater than 0" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_changes_to_a_loaded_world_are_checked_like_the_file():
+    from worlds import with_changes
+
+    world = with_changes(load_world("navigation"), {"task.params.reward.collision_penalty": 20.0})
+    assert world.task.params["reward"]["collision_penalty"] == 20.0
+    assert "collision_penalty = 20.0" in world.source
+    with pytest.raises(WorldFileError, match=r"colision_penalty: unknown key; allowed here: .*collision_penalty"):
+        with_changes(load_world("navigation"), {"task.params.reward.colision_penalty": 1.0})
+    with pytest.raises(WorldFileError, match="name is not a mapping"):
+        with_changes(load_world("navigation"), {"name.x": 1})
+
+
+def test_train_refuses_a_bad_world_change_with_exit_2():
+    for change, message in [("task.params.reward.colision=3", "unknown key"), ("foo", "expected KEY=VALUE")]:
+        run = subprocess.run(
+            [SERN, "train", "navigation", "--steps", "1", "--world-set", change],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        assert run.returncode == 2, run.stderr
+        assert message in run.stderr and "Traceback" not in run.stderr

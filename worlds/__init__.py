@@ -4,7 +4,15 @@
 """
 
 from worlds.errors import Problem, WorldFileError
-from worlds.loader import WORLDS_DIR, load_world, load_world_data, load_world_text, make_task, with_robot_count
+from worlds.loader import (
+    WORLDS_DIR,
+    load_world,
+    load_world_data,
+    load_world_text,
+    make_task,
+    with_changes,
+    with_robot_count,
+)
 from worlds.spec import WorldSpec
 
 __all__ = [
@@ -16,5 +24,6 @@ __all__ = [
     "load_world_data",
     "load_world_text",
     "make_task",
+    "with_changes",
     "with_robot_count",
 ]

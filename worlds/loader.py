@@ -81,6 +81,26 @@ def with_robot_count(world: WorldSpec, count: int) -> WorldSpec:
     return load_world_data(data, source)
 
 
+def with_changes(world: WorldSpec, changes: dict[str, object]) -> WorldSpec:
+    """``world`` with values set at dotted key paths of its file, e.g.
+    ``{"task.params.reward.collision_penalty": 20.0}``, and checked again like a file."""
+    if not changes:
+        return world
+    data = world.to_data()
+    for key, value in changes.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for depth, part in enumerate(parents):
+            child = node.setdefault(part, {}) if isinstance(node, dict) else None
+            if not isinstance(child, dict):
+                where = ".".join(parents[: depth + 1])
+                raise WorldFileError(world.source, [Problem(key, f"{where} is not a mapping, so {key} cannot be set")])
+            node = child
+        node[leaf] = value
+    shown = ", ".join(f"{k} = {v}" for k, v in changes.items())
+    return load_world_data(data, f"{world.source} ({shown})")
+
+
 def make_task(world: WorldSpec, num_worlds: int = 1) -> Task:
     """Build the task a (validated) world asks for, for ``num_worlds`` worlds at once."""
     problems, task = _validated_task(world, None, None, num_worlds)
