@@ -14,18 +14,22 @@ from worlds import WorldSpec, load_world, make_task
 
 
 def evaluate(
-    policy: str, world: WorldSpec, episodes: int, seed: int = 1000, backend: str | None = None
+    policy: str, world: WorldSpec, episodes: int, seed: int = 1000, backend: str | None = None, act: str | None = None
 ) -> dict[str, Any]:
-    """Average episode metrics of ``policy`` over seeds ``seed .. seed+episodes-1``."""
+    """Average episode metrics of ``policy`` over seeds ``seed .. seed+episodes-1``
+    (``act``: a checkpoint's action selection, see ``LearnedPolicy``)."""
     env = MultiRobotEnv(world, backend=backend)
     try:
-        pol = make_policy(policy, PolicyContext.from_task(env.task))
+        pol = make_policy(policy, PolicyContext.from_task(env.task), act=act)
         results = run_episodes(env, pol, range(seed, seed + episodes))
     finally:
         env.close()
     summary = summarise(results)
     summary.pop("per_episode", None)
-    return {"policy": pol.name, "world": world.name, "backend": env.backend.name, **summary}
+    head = {"policy": pol.name, "world": world.name, "backend": env.backend.name}
+    if hasattr(pol, "act_mode"):
+        head["act"] = pol.act_mode
+    return {**head, **summary}
 
 
 def headline_value(results, metric: str, better: str, limit_s: float) -> float:

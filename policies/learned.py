@@ -11,17 +11,27 @@ import torch
 from policies import checkpoint
 from policies.base import Policy, PolicyContext
 
+ACT_MODES = ("mode", "sample")
+
 
 class LearnedPolicy(Policy):
-    """Deterministic commands from a MAPPO/IPPO checkpoint's actor."""
+    """Commands from a MAPPO/IPPO checkpoint's actor: its most likely action (``act="mode"``)
+    or an action drawn from it (``act="sample"``, the policy as PPO trained it), from a
+    generator seeded at every ``reset(seed)``, so an episode replays exactly. Without
+    ``act`` the checkpoint's sidecar decides (its ``act``; ``mode`` if it has none)."""
 
     name = "learned"
 
-    def __init__(self, context: PolicyContext, path: str | Path, deterministic: bool = True):
+    def __init__(self, context: PolicyContext, path: str | Path, act: str | None = None):
         super().__init__(context)
         self.model, self.meta = checkpoint.load(path)
         self.path = Path(path)
-        self.deterministic = deterministic
+        act = act or self.meta.get("act", "mode")
+        if act not in ACT_MODES:
+            raise checkpoint.CheckpointError(f"{path}: act must be one of {', '.join(ACT_MODES)}, got {act!r}")
+        self.act_mode = act
+        self.deterministic = act == "mode"
+        self._generator = torch.Generator().manual_seed(0)
         task = self.meta.get("task")
         if task != context.task_name:
             raise checkpoint.CheckpointError(
@@ -42,13 +52,18 @@ class LearnedPolicy(Policy):
         Policy.__init__(policy, context)
         policy.model, policy.meta, policy.path = model, {}, None
         policy.deterministic = deterministic
+        policy.act_mode = "mode" if deterministic else "sample"
+        policy._generator = torch.Generator().manual_seed(0)
         policy.name = "learned:in-memory"
         return policy
+
+    def reset(self, seed: int | None = None) -> None:
+        self._generator.manual_seed(0 if seed is None else int(seed))
 
     def act(self, observations: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not observations:
             return {}
         agents = list(observations)
         obs = torch.as_tensor(np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents]))
-        commands = self.model.act(obs, deterministic=self.deterministic).numpy()
+        commands = self.model.act(obs, deterministic=self.deterministic, generator=self._generator).numpy()
         return {a: commands[i].astype(np.float32) for i, a in enumerate(agents)}

@@ -136,13 +136,21 @@ class MultiAgentActorCritic(nn.Module):
         return self.action_low + (unit + 1.0) * 0.5 * (self.action_high - self.action_low)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
-        """Raw observations (..., D) of any robots → commands (..., 2) (no critic needed)."""
+    def act(
+        self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Raw observations (..., D) of any robots → commands (..., 2) (no critic needed):
+        the most likely action, or (``deterministic=False``) one drawn from the policy, from
+        ``generator`` when given (reproducible draws)."""
         dist = self._dist(self.obs_norm(obs))
-        if self.discrete:
-            action = dist.probs.argmax(-1) if deterministic else dist.sample()
+        if deterministic:
+            action = dist.probs.argmax(-1) if self.discrete else dist.mean
+        elif self.discrete:
+            probs = dist.probs.reshape(-1, dist.probs.shape[-1])
+            action = torch.multinomial(probs, 1, generator=generator).reshape(dist.probs.shape[:-1])
         else:
-            action = dist.mean if deterministic else dist.sample()
+            noise = torch.randn(dist.mean.shape, generator=generator)
+            action = dist.mean + dist.stddev * noise
         return self.to_command(action)
 
     def spec(self) -> dict:

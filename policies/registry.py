@@ -37,8 +37,9 @@ class PolicyError(ValueError):
     """A policy that cannot be made for this task (unknown name, bad checkpoint)."""
 
 
-def make_policy(name_or_path: str, context: PolicyContext) -> Policy:
-    """A policy for ``context``: a name from ``POLICY_NAMES`` or a checkpoint file."""
+def make_policy(name_or_path: str, context: PolicyContext, act: str | None = None) -> Policy:
+    """A policy for ``context``: a name from ``POLICY_NAMES`` or a checkpoint file; ``act``
+    (``mode`` or ``sample``) overrides a checkpoint's own choice of action selection."""
     if name_or_path == "idle":
         return IdlePolicy(context)
     if name_or_path == "scripted":
@@ -56,7 +57,7 @@ def make_policy(name_or_path: str, context: PolicyContext) -> Policy:
         from policies.learned import LearnedPolicy
 
         try:
-            return LearnedPolicy(context, path)
+            return LearnedPolicy(context, path, act=act)
         except CheckpointError as err:
             raise PolicyError(str(err)) from None
     raise PolicyError(f"unknown policy {name_or_path!r}; use one of {', '.join(POLICY_NAMES)} or a checkpoint path")

@@ -22,9 +22,17 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=1000, help="first seed (held out from training's seeds)")
     p.add_argument("--backend", default=None, help="override the world's backend (kinematic, pybullet)")
     p.add_argument(
+        "--act",
+        choices=["mode", "sample"],
+        default=None,
+        help="a checkpoint's action: its most likely one (mode) or one drawn from it, seeded per episode "
+        "(sample); default: the checkpoint's own choice (its sidecar's act, else mode)",
+    )
+    p.add_argument(
         "--record",
         action="store_true",
-        help="also store the metrics (and this command) in the checkpoint's sidecar, under eval.<backend>",
+        help="also store the metrics (and this command) in the checkpoint's sidecar, under eval.<backend>; "
+        "with --act, that becomes the checkpoint's own choice",
     )
     p.set_defaults(handler=run)
 
@@ -42,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from policies.registry import PolicyError
 
     try:
-        summary = evaluate(args.checkpoint, world, args.episodes, args.seed, args.backend)
+        summary = evaluate(args.checkpoint, world, args.episodes, args.seed, args.backend, act=args.act)
     except (PolicyError, ValueError) as err:
         raise UsageError(str(err)) from None
     print(
@@ -76,4 +84,6 @@ def _record(args: argparse.Namespace, metrics: dict) -> None:
         "metrics": metrics,
     }
     meta.setdefault("eval", {})[metrics["backend"]] = entry
+    if args.act:
+        meta["act"] = args.act
     side.write_text(json.dumps(meta, indent=2, default=str) + "\n")

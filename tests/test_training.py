@@ -68,6 +68,35 @@ def test_short_training_improves_the_return(algo, tmp_path):
     assert all(-1.0 <= a[0] <= 1.0 and -2.0 <= a[1] <= 2.0 for a in actions.values())
 
 
+@pytest.mark.parametrize("discrete", [0, 5])
+def test_sampled_actions_replay_under_a_seed_and_follow_the_sidecar(discrete, tmp_path):
+    world = small_world()
+    config = TrainConfig(total_agent_steps=2_000, num_worlds=2, rollout_steps=16, discrete_per_axis=discrete)
+    train(world, config, out=tmp_path / "tiny", progress=False)
+    env = MultiRobotEnv(world)
+    try:
+        context = PolicyContext.from_task(env.task)
+        obs, _ = env.reset(seed=3)
+        many = {f"robot_{i % 2}": obs[f"robot_{i % 2}"] for i in range(2)}
+        sampled = make_policy(str(tmp_path / "tiny.pt"), context, act="sample")
+        runs = []
+        for _ in range(2):
+            sampled.reset(seed=7)
+            runs.append([sampled.act(many)["robot_0"] for _ in range(20)])
+        assert np.array_equal(np.array(runs[0]), np.array(runs[1]))  # same seed, same draws
+        assert len({tuple(a) for a in runs[0]}) > 1  # draws, not one action
+        mode = make_policy(str(tmp_path / "tiny.pt"), context)
+        assert mode.act_mode == "mode" and len({tuple(mode.act(many)["robot_0"]) for _ in range(5)}) == 1
+        meta = json.loads((tmp_path / "tiny.json").read_text())
+        (tmp_path / "tiny.json").write_text(json.dumps({**meta, "act": "sample"}))
+        assert make_policy(str(tmp_path / "tiny.pt"), context).act_mode == "sample"
+        (tmp_path / "tiny.json").write_text(json.dumps({**meta, "act": "greedy"}))
+        with pytest.raises(PolicyError, match="act must be one of mode, sample, got 'greedy'"):
+            make_policy(str(tmp_path / "tiny.pt"), context)
+    finally:
+        env.close()
+
+
 def test_a_checkpoint_for_another_task_or_shape_is_refused(tmp_path):
     world = small_world()
     train(
