@@ -55,6 +55,18 @@ def test_learned_policy_beats_the_scripted_baseline_on_held_out_seeds(task):
     assert result["beats"], result
 
 
+def test_navigation_policy_meets_its_goal_on_held_out_seeds():
+    """Issue 5's bar on the engine it was trained on: success >= 95 %, collision rate <= 2 %,
+    acting as shipped (the sidecar's act), 20 held-out episodes."""
+    from policies.evaluation import evaluate
+
+    meta = json.loads((CHECKPOINTS_DIR / "navigation.json").read_text())
+    result = evaluate("learned", load_world("navigation"), episodes=20, seed=1000, backend="kinematic")
+    assert result["act"] == meta.get("act", "mode")
+    assert result["success_rate"] >= 0.95, result
+    assert result["collision_rate"] <= 0.02, result
+
+
 def test_a_checkpoint_refuses_another_task():
     env = MultiRobotEnv(load_world("transport"))
     try:
