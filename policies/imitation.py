@@ -21,7 +21,6 @@ from torch import nn
 
 from policies.base import PolicyContext
 from policies.models import MultiAgentActorCritic
-from policies.privileged import privileged_teacher_for
 from policies.registry import make_scripted
 from sim_bridge.batched_env import BatchedEnv
 from worlds import WorldSpec
@@ -36,19 +35,16 @@ def collect_demonstrations(
     seed: int,
     learner: MultiAgentActorCritic | None = None,
     teacher: dict[str, float] | None = None,
-    privileged_teacher: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(observations (M, D), baseline commands (M, 2)) of the active robots.
 
     With ``learner`` the learner's deterministic commands drive and the baseline only labels
     (DAgger); without it the baseline drives (cloning). ``teacher`` changes the baseline's
-    tuning (``policies.registry.make_scripted``); ``privileged_teacher`` labels (and, when
-    cloning, drives) with the task's privileged teacher instead (``policies.privileged``).
+    tuning (``policies.registry.make_scripted``).
     """
     env = BatchedEnv(world, num_worlds, seed=seed + 7919)
     context = PolicyContext.from_task(env.task)
-    privileged = privileged_teacher_for(world.task.name) if privileged_teacher else None
-    expert = [] if privileged else [make_scripted(context, teacher) for _ in range(num_worlds)]
+    expert = [make_scripted(context, teacher) for _ in range(num_worlds)]
     obs = env.reset()
     names = env.agents
     xs, ys = [], []
@@ -56,8 +52,6 @@ def collect_demonstrations(
     while collected < agent_steps:
         labels = np.zeros((num_worlds, env.num_agents, 2), dtype=np.float32)
         active = env.task.active
-        if privileged:
-            labels[:] = privileged(env.task, env.snapshot())
         for b, policy in enumerate(expert):
             acts = policy.act({names[i]: obs[b, i] for i in range(env.num_agents) if active[b, i]})
             for i, name in enumerate(names):
@@ -68,7 +62,7 @@ def collect_demonstrations(
         collected += int(active.sum())
         commands = labels if learner is None else learner.act(torch.as_tensor(obs)).numpy()
         step = env.step(commands)
-        for b in np.flatnonzero(step.world_done) if expert else ():
+        for b in np.flatnonzero(step.world_done):
             expert[b].reset()
         obs = step.obs
     return np.concatenate(xs), np.concatenate(ys)
@@ -79,15 +73,15 @@ def clone_scripted_baseline(model: MultiAgentActorCritic, world: WorldSpec, conf
     ``dagger_rounds`` rounds of DAgger of ``dagger_agent_steps`` each; returns the final
     mean squared error (in the [-1, 1] action space) over the whole data set."""
     num_worlds = min(config.num_worlds, 32)
-    teacher = {"teacher": config.teacher, "privileged_teacher": config.privileged_teacher}
-    x, y = collect_demonstrations(world, config.bc_agent_steps, num_worlds, config.seed, **teacher)
+    teacher = config.teacher
+    x, y = collect_demonstrations(world, config.bc_agent_steps, num_worlds, config.seed, teacher=teacher)
     model.obs_norm.update(torch.as_tensor(x))
     optimizer = torch.optim.Adam(model.actor.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(config.seed)
     loss = _fit(model, optimizer, x, y, config.bc_epochs, generator)
     for k in range(getattr(config, "dagger_rounds", 0)):
         steps = config.dagger_agent_steps or config.bc_agent_steps
-        xk, yk = collect_demonstrations(world, steps, num_worlds, config.seed + 1 + k, learner=model, **teacher)
+        xk, yk = collect_demonstrations(world, steps, num_worlds, config.seed + 1 + k, learner=model, teacher=teacher)
         x, y = np.concatenate([x, xk]), np.concatenate([y, yk])
         loss = _fit(model, optimizer, x, y, config.dagger_epochs, generator)
     return loss

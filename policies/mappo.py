@@ -68,9 +68,6 @@ class TrainConfig:
     """Robot-steps labelled per DAgger round (0: as many as ``bc_agent_steps``)."""
     dagger_epochs: int = 10
     """Passes over the aggregated data set after each DAgger round."""
-    privileged_teacher: bool = False
-    """Cloning and DAgger learn from the task's privileged teacher (``policies.privileged``:
-    it sees the whole state) instead of the scripted baseline (which sees what the learner sees)."""
     teacher: dict[str, float] = field(default_factory=dict)
     """Changes to the scripted baseline's tuning while it teaches (cloning and DAgger), e.g.
     ``{"safety_margin_m": 0.2}``: a teacher that keeps more clearance than the learner needs
@@ -92,8 +89,6 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.dagger_rounds and not self.bc_agent_steps:
             raise ValueError("dagger_rounds needs bc_agent_steps > 0 (DAgger refines a clone)")
-        if self.privileged_teacher and self.teacher:
-            raise ValueError("teacher settings tune the scripted baseline; the privileged teacher has none")
 
 
 @dataclass

@@ -77,13 +77,6 @@ def run(args: argparse.Namespace) -> int:
         )
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
-    if config.privileged_teacher:
-        from policies.privileged import privileged_teacher_for
-
-        try:
-            privileged_teacher_for(world.task.name)
-        except ValueError as err:
-            raise UsageError(f"--set privileged_teacher: {err}") from None
     if config.teacher:  # a typo in the teacher's tuning should not wait for the data collection
         from policies.base import PolicyContext
         from policies.registry import PolicyError, make_scripted

@@ -79,7 +79,7 @@ class BatchedEnv:
         self.steps[worlds] = 0
 
     def snapshot(self) -> Snapshot:
-        """The worlds' state now, as the task sees it (for privileged teachers and tests)."""
+        """The worlds' state now, as the task sees it."""
         states = self.backend.states()
         time_s = getattr(self.backend, "time_s", np.full(self.num_worlds, states.time_s))
         return Snapshot(

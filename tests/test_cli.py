@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from conftest import NAVIGATION, REPO, write_world
 
 SERN = shutil.which("sern", path=str(Path(sys.executable).parent)) or "sern"
@@ -69,3 +70,27 @@ def test_bad_inputs_exit_2_with_a_message_not_a_traceback(tmp_path, navigation_d
         assert message in res.stderr, (args, res.stderr)
         assert "Traceback" not in res.stderr
     assert not (tmp_path / "x" / "metrics.json").exists()
+
+
+def test_a_backend_that_cannot_run_the_world_exits_2_naming_the_key(tmp_path, navigation_data):
+    navigation_data["backend"] = "unity"
+    unity = write_world(tmp_path, navigation_data, "unity.yaml")
+    foraging = yaml.safe_load((REPO / "worlds" / "foraging.yaml").read_text())
+    foraging["backend"] = "pybullet"
+    disc_on_pybullet = write_world(tmp_path, foraging, "disc.yaml")
+    disc = "robots[0].model: the pybullet backend cannot simulate model 'disc'; backends that can: kinematic"
+    cases = [
+        (
+            ("check", str(unity)),
+            "backend: backend 'unity' is not available in this build; available: kinematic, pybullet",
+        ),
+        (("check", str(disc_on_pybullet)), disc),
+        (("run", "foraging", "--backend", "pybullet", "--out", str(tmp_path / "x")), f"(backend = pybullet): {disc}"),
+        (("eval", "scripted", "foraging", "--backend", "pybullet", "--episodes", "1"), disc),
+    ]
+    for args, message in cases:
+        res = _sern(*args)
+        assert res.returncode == 2, (args, res.stderr)
+        assert message in res.stderr, (args, res.stderr)
+        assert "Traceback" not in res.stderr
+    assert not (tmp_path / "x").exists()

@@ -1,4 +1,5 @@
-"""The vectorised kinematic engine: motion, limits, collisions, lidar, batches."""
+"""The vectorised kinematic engine: motion, limits, collisions, lidar, batches; and which
+backend can run which world."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import pytest
 import yaml
 from conftest import open_world
 
-from sim_bridge.backends import CommandError, make_backend
+from sim_bridge.backends import BACKENDS, CommandError, make_backend
+from sim_bridge.backends.pybullet_backend import ASSETS, PyBulletBackend
 from sim_bridge.batched_env import BatchedEnv
-from worlds import load_world, load_world_text
+from worlds import WorldFileError, load_world, load_world_data, load_world_text
+from worlds.robots import ROBOT_MODELS
+from worlds.spec import BACKEND_MODELS
 
 
 def _world(**overrides):
@@ -131,8 +135,6 @@ def test_the_same_world_file_runs_on_both_engines():
 def test_batched_env_restarts_finished_worlds():
     data = load_world("navigation").to_data()
     data["task"]["params"]["max_episode_s"] = 1.0
-    from worlds import load_world_data
-
     env = BatchedEnv(load_world_data(data), num_worlds=4, seed=0)
     obs = env.reset()
     assert obs.shape == (4, 4, env.obs_dim) and obs.dtype == np.float32
@@ -142,3 +144,56 @@ def test_batched_env_restarts_finished_worlds():
         ended += len(step.episodes)
     assert ended == 4  # every world's 1 s episode ended once (20 steps) and restarted
     assert (env.steps == 5).all()
+
+
+# ---- which backend can run which world ------------------------------------------------------
+
+
+def _problems(data: dict) -> list[tuple[str, str]]:
+    with pytest.raises(WorldFileError) as err:
+        load_world_data(data, "t.yaml")
+    return [(p.key, p.reason) for p in err.value.problems]
+
+
+def test_a_backend_this_build_cannot_run_is_a_world_file_error():
+    data = load_world("navigation").to_data()
+    data["backend"] = "unity"  # a valid value (ML-Agents is planned), but no backend here
+    assert _problems(data) == [
+        ("backend", "backend 'unity' is not available in this build; available: kinematic, pybullet")
+    ]
+
+
+def test_a_model_the_backend_cannot_simulate_is_a_world_file_error():
+    data = load_world("foraging").to_data()
+    data["backend"] = "pybullet"
+    assert _problems(data) == [
+        ("robots[0].model", "the pybullet backend cannot simulate model 'disc'; backends that can: kinematic")
+    ]
+
+
+def test_a_backend_chosen_over_the_worlds_own_gets_the_same_check():
+    world = load_world("foraging")  # disc robots, kinematic
+    with pytest.raises(WorldFileError) as err:
+        make_backend(world, "pybullet")
+    assert str(err.value) == (
+        "foraging (backend = pybullet): robots[0].model: the pybullet backend cannot simulate model 'disc'; "
+        "backends that can: kinematic"
+    )
+    with pytest.raises(WorldFileError, match=r"^foraging \(backend = pybullet\): robots\[0\]\.model: "):
+        PyBulletBackend(world)  # built directly: refused before PyBullet starts
+    with pytest.raises(WorldFileError) as err:
+        make_backend(world, "unity")
+    assert str(err.value) == (
+        "foraging (backend = unity): backend: backend 'unity' is not available in this build; "
+        "available: kinematic, pybullet"
+    )
+    with pytest.raises(ValueError, match="unknown backend 'gazebo'; available: kinematic, pybullet"):
+        make_backend(world, "gazebo")
+
+
+def test_the_world_checks_know_exactly_the_backends_and_pybullet_assets_there_are():
+    # worlds/ cannot import sim_bridge, so the facts the checks use live in worlds.spec;
+    # this keeps them equal to what the backends implement.
+    assert set(BACKEND_MODELS) == set(BACKENDS)
+    assert set(BACKEND_MODELS["pybullet"]) == set(ASSETS)
+    assert set(BACKEND_MODELS["kinematic"]) == set(ROBOT_MODELS)

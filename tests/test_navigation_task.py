@@ -8,29 +8,13 @@ import numpy as np
 import pytest
 import yaml
 from conftest import NAVIGATION, open_world
+from task_helpers import first_world as _one
+from task_helpers import snapshot as _snap
 
 from worlds import load_world, load_world_text, make_task
 from worlds.geometry import OccupancyGrid, clearance, obstacle_distance
 from worlds.spec import BoxObstacle, CylinderObstacle
-from worlds.tasks import TASKS, Snapshot
-
-
-def _snap(poses, twists=None, lidar=None, contacts=None, t=0.05):
-    """A one-world snapshot (world axis B = 1) from per-robot rows."""
-    poses = np.asarray(poses, dtype=float)
-    n = len(poses)
-    return Snapshot(
-        time_s=np.array([t]),
-        poses=poses[None],
-        twists=(np.zeros((n, 3)) if twists is None else np.asarray(twists, dtype=float))[None],
-        lidar=None if lidar is None else np.asarray(lidar)[None],
-        contacts=(np.zeros(n, dtype=bool) if contacts is None else np.asarray(contacts))[None],
-    )
-
-
-def _one(pair):
-    """(rewards, arrived) of world 0."""
-    return tuple(a[0] for a in pair)
+from worlds.tasks import TASKS
 
 
 def _two_robot_task():

@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
-import yaml
 from conftest import REPO
 from pettingzoo.test import parallel_api_test
+from task_helpers import first_world, shipped_world_data, snapshot
 
 from policies.base import PolicyContext
 from policies.registry import make_policy
@@ -17,7 +17,6 @@ from policies.rollout import run_episodes, summarise
 from sim_bridge.batched_env import BatchedEnv
 from sim_bridge.env import MultiRobotEnv
 from worlds import WorldFileError, load_world, load_world_data, make_task
-from worlds.tasks import Snapshot
 
 COVERAGE = REPO / "worlds" / "coverage.yaml"
 # Three robots; robot_1 faces +y. Landmark 2 is covered by robot_2 from the start.
@@ -25,25 +24,8 @@ STARTS = np.array([[0.0, 0.0, 0.0], [2.0, 0.0, math.pi / 2], [0.0, -2.2, 0.0]])
 LANDMARKS = np.array([[0.0, 3.0], [4.0, 0.0], [0.0, -2.0]])
 
 
-def _data() -> dict:
-    return yaml.safe_load(COVERAGE.read_text())
-
-
-def _snap(poses, twists=None, lidar=None, contacts=None, t=0.05):
-    """A one-world snapshot (world axis B = 1) from per-robot rows."""
-    poses = np.asarray(poses, dtype=float)
-    n = len(poses)
-    return Snapshot(
-        time_s=np.array([t]),
-        poses=poses[None],
-        twists=(np.zeros((n, 3)) if twists is None else np.asarray(twists, dtype=float))[None],
-        lidar=None if lidar is None else np.asarray(lidar, dtype=float)[None],
-        contacts=(np.zeros(n, dtype=bool) if contacts is None else np.asarray(contacts))[None],
-    )
-
-
 def _three_robot_task():
-    data = _data()
+    data = shipped_world_data("coverage")
     data["robots"][0]["count"] = 3
     data["sensors"]["lidar"]["beams"] = 16  # pooled 2:1, to test the pooling
     data["robots"][0]["spawn"] = {"poses": [[0.0, 0.0, 0.0], [2.0, 0.0, 90.0], [0.0, -2.2, 0.0]]}
@@ -52,10 +34,6 @@ def _three_robot_task():
     task._draw_landmarks = lambda rng: LANDMARKS.copy()
     task.reset(np.random.default_rng(0), STARTS[None])
     return task
-
-
-def _one(pair):
-    return tuple(a[0] for a in pair)
 
 
 # ---- world file and env APIs --------------------------------------------------------------
@@ -121,7 +99,7 @@ def _landmark_slots(task, obs, robot):
 
 def test_landmarks_nearest_first_in_the_robot_frame_with_taken_flags():
     task = _three_robot_task()
-    obs = task.observe(_snap(STARTS))[0]
+    obs = task.observe(snapshot(STARTS))[0]
     # robot_0: landmark 2 (2 m, taken by robot_2), then 0 (3 m), then 1 (4 m), then padding.
     np.testing.assert_allclose(
         _landmark_slots(task, obs, 0),
@@ -147,7 +125,7 @@ def test_neighbours_velocity_and_lidar():
     twists = [[0.4, 0.1, 0.0], [0.5, 0.0, 0.0], [0.0, 0.0, 0.0]]
     lidar = np.full((3, 16), np.inf)
     lidar[1, 15] = 0.7  # last sector: beams 14 and 15
-    obs = task.observe(_snap(STARTS, twists, lidar=lidar))[0]
+    obs = task.observe(snapshot(STARTS, twists, lidar=lidar))[0]
     s = task.observation_slices()
     np.testing.assert_allclose(obs[0, s["velocity"]], [0.4, 0.1], atol=1e-6)
     nb = obs[0, s["neighbours"]].reshape(-1, 5)
@@ -171,26 +149,26 @@ def test_rewards_progress_coverage_holding_and_collision():
     cost0 = (3.0 + 2.0 + 0.2) / 3
     # robot_0 drives onto landmark 0; robot_1 touches something.
     poses = [[0.0, 2.8, 0.0], [2.0, 0.0, math.pi / 2], [0.0, -2.2, 0.0]]
-    r, term = _one(task.step(_snap(poses, contacts=[False, True, False])))
+    r, term = first_world(task.step(snapshot(poses, contacts=[False, True, False])))
     cost1 = (0.2 + 2.0 + 0.2) / 3
     shared = w.progress * (cost0 - cost1) + w.covered * 2 / 3
     np.testing.assert_allclose(r, [shared + w.holding, shared - w.collision_penalty, shared + w.holding], atol=1e-9)
     assert not term.any() and not task.done()[0]
-    r, _ = _one(task.step(_snap(poses, contacts=[False, True, False], t=0.1)))
+    r, _ = first_world(task.step(snapshot(poses, contacts=[False, True, False], t=0.1)))
     np.testing.assert_allclose(r, [w.covered * 2 / 3 + w.holding, w.covered * 2 / 3, w.covered * 2 / 3 + w.holding])
 
 
 def test_only_the_nearest_robot_holds_a_shared_landmark():
     task = _three_robot_task()
     poses = [[0.0, -1.75, 0.0], [2.0, 0.0, math.pi / 2], [0.0, -2.2, 0.0]]  # 0.25 m and 0.2 m away
-    task.step(_snap(poses))
+    task.step(snapshot(poses))
     np.testing.assert_array_equal(task.holding[0], [False, False, True])
 
 
 def test_metrics_time_to_full_coverage_and_success_at_the_end():
     task = _three_robot_task()
-    task.step(_snap([[0.0, 2.8, 0.0], [2.0, 0.0, math.pi / 2], [0.0, -2.2, 0.0]], t=0.05))
-    task.step(_snap([[0.0, 2.8, 0.0], [4.0, 0.1, math.pi / 2], [0.0, -2.2, 0.0]], t=0.10))
+    task.step(snapshot([[0.0, 2.8, 0.0], [2.0, 0.0, math.pi / 2], [0.0, -2.2, 0.0]], t=0.05))
+    task.step(snapshot([[0.0, 2.8, 0.0], [4.0, 0.1, math.pi / 2], [0.0, -2.2, 0.0]], t=0.10))
     m = task.episode_metrics()
     assert m["success_rate"] == 1.0 and m["coverage_fraction"] == 1.0
     assert m["time_to_full_coverage_s"] == pytest.approx(0.10)
@@ -199,7 +177,7 @@ def test_metrics_time_to_full_coverage_and_success_at_the_end():
     assert all(r["success"] for r in m["robots"])
     assert m["robots"][1]["path_length_m"] == pytest.approx(math.hypot(2.0, 0.1))
     # Leaving a landmark before the end loses the episode; the first full cover stays recorded.
-    task.step(_snap([[0.0, 1.0, 0.0], [4.0, 0.1, math.pi / 2], [0.0, -2.2, 0.0]], t=0.15))
+    task.step(snapshot([[0.0, 1.0, 0.0], [4.0, 0.1, math.pi / 2], [0.0, -2.2, 0.0]], t=0.15))
     m = task.episode_metrics()
     assert m["success_rate"] == 0.0 and m["coverage_fraction"] == pytest.approx(2 / 3)
     assert m["time_to_full_coverage_s"] == pytest.approx(0.10)
@@ -221,7 +199,7 @@ def test_metrics_time_to_full_coverage_and_success_at_the_end():
     ],
 )
 def test_impossible_params_are_reported(change, key, reason):
-    data = _data()
+    data = shipped_world_data("coverage")
     data["task"]["params"].update(change)
     with pytest.raises(WorldFileError) as err:
         load_world_data(data, "bad_coverage.yaml")
@@ -230,7 +208,7 @@ def test_impossible_params_are_reported(change, key, reason):
 
 
 def test_more_landmarks_than_robots_is_fine_when_one_robot_can_cover_two():
-    data = _data()
+    data = shipped_world_data("coverage")
     data["task"]["params"].update({"landmarks": 7, "landmark_separation_m": 0.7})
     assert make_task(load_world_data(data, "dense.yaml")).params.landmarks == 7
 
@@ -239,7 +217,7 @@ def test_more_landmarks_than_robots_is_fine_when_one_robot_can_cover_two():
 
 
 def test_batched_env_runs_and_restarts_worlds():
-    data = _data()
+    data = shipped_world_data("coverage")
     data["task"]["params"]["max_episode_s"] = 1.0
     env = BatchedEnv(load_world_data(data, "short_coverage.yaml"), 8, seed=0)
     obs = env.reset()

@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
-import yaml
 from conftest import REPO
 from pettingzoo.test import parallel_api_test
+from task_helpers import first_world, shipped_world_data, snapshot
 
 from policies.base import PolicyContext
 from policies.registry import make_policy
@@ -17,7 +17,6 @@ from policies.rollout import run_episodes, summarise
 from sim_bridge.batched_env import BatchedEnv
 from sim_bridge.env import MultiRobotEnv
 from worlds import WorldFileError, load_world, load_world_data, make_task
-from worlds.tasks import Snapshot
 from worlds.tasks.navigation import neighbour_features
 
 FLOCKING = REPO / "worlds" / "flocking.yaml"
@@ -25,26 +24,9 @@ GOAL = np.array([5.0, 0.0])
 STARTS = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, math.pi / 2], [0.0, 1.0, 0.0]])
 
 
-def _data() -> dict:
-    return yaml.safe_load(FLOCKING.read_text())
-
-
-def _snap(poses, twists=None, lidar=None, contacts=None, t=0.05):
-    """A one-world snapshot (world axis B = 1) from per-robot rows."""
-    poses = np.asarray(poses, dtype=float)
-    n = len(poses)
-    return Snapshot(
-        time_s=np.array([t]),
-        poses=poses[None],
-        twists=(np.zeros((n, 3)) if twists is None else np.asarray(twists, dtype=float))[None],
-        lidar=None if lidar is None else np.asarray(lidar, dtype=float)[None],
-        contacts=(np.zeros(n, dtype=bool) if contacts is None else np.asarray(contacts))[None],
-    )
-
-
 def _three_robot_task():
     """Three robots at STARTS, the flock's goal at GOAL, default parameters."""
-    data = _data()
+    data = shipped_world_data("flocking")
     data["robots"][0]["count"] = 3
     data["sensors"]["lidar"]["beams"] = 16  # pooled 2:1, to test the pooling
     data["robots"][0]["spawn"] = {"poses": [[0.0, 0.0, 0.0], [1.0, 0.0, 90.0], [0.0, 1.0, 0.0]]}
@@ -52,10 +34,6 @@ def _three_robot_task():
     task._draw_goals = lambda rng, count: np.tile(GOAL, (count, 1))
     task.reset(np.random.default_rng(0), STARTS[None])
     return task
-
-
-def _one(pair):
-    return tuple(a[0] for a in pair)
 
 
 # ---- world file and env APIs --------------------------------------------------------------
@@ -113,7 +91,7 @@ def test_same_seed_same_episode():
 
 def test_goal_is_a_unit_vector_in_the_robot_frame_with_its_distance():
     task = _three_robot_task()
-    obs = task.observe(_snap(STARTS))[0]
+    obs = task.observe(snapshot(STARTS))[0]
     goal = task.observation_slices()["goal"]
     np.testing.assert_allclose(obs[0, goal], [1.0, 0.0, 5.0], atol=1e-6)
     # robot_1 faces +y: a goal 4 m east is on its right.
@@ -125,7 +103,7 @@ def test_own_velocity_and_neighbours_in_the_robot_frame():
     task = _three_robot_task()
     poses = [[0.0, 0.0, 0.0], [1.0, 0.0, math.pi / 2], [0.0, 1.5, 0.0]]
     twists = [[0.3, -0.2, 0.0], [0.5, 0.0, 0.0], [0.0, 0.2, 0.0]]
-    obs = task.observe(_snap(poses, twists))[0]
+    obs = task.observe(snapshot(poses, twists))[0]
     s = task.observation_slices()
     np.testing.assert_allclose(obs[0, s["velocity"]], [0.3, -0.2], atol=1e-6)
     nb = obs[0, s["neighbours"]].reshape(-1, 5)
@@ -144,7 +122,7 @@ def test_own_velocity_and_neighbours_in_the_robot_frame():
 def test_neighbours_beyond_the_sensing_radius_are_hidden():
     task = _three_robot_task()
     far = [[-3.5, 0.0, 0.0], [0.0, 0.0, 0.0], [3.5, 0.0, 0.0]]  # the outer two 7 m apart, radius 4 m
-    obs = task.observe(_snap(far))[0]
+    obs = task.observe(snapshot(far))[0]
     nb = obs[:, task.observation_slices()["neighbours"]].reshape(3, -1, 5)
     np.testing.assert_array_equal(nb[:, :, 4].sum(axis=1), [1, 2, 1])  # the outer two miss each other
     np.testing.assert_allclose(nb[0, 0, :2], [3.5, 0.0], atol=1e-6)
@@ -154,7 +132,7 @@ def test_lidar_is_min_pooled_and_clipped():
     task = _three_robot_task()
     lidar = np.full((3, 16), np.inf)
     lidar[0, 5] = 1.25  # sector 2 holds beams 4 and 5
-    obs = task.observe(_snap(STARTS, lidar=lidar))[0]
+    obs = task.observe(snapshot(STARTS, lidar=lidar))[0]
     pooled = obs[0, task.observation_slices()["lidar"]]
     assert pooled.shape == (8,)
     assert pooled[2] == pytest.approx(1.25)
@@ -173,7 +151,7 @@ def test_rewards_progress_cohesion_alignment_separation_collision():
     # +y) travels +y; robot_2 touches something.
     poses = [[0.5, 0.0, 0.0], [1.0, 0.0, math.pi / 2], [0.0, 1.0, 0.0]]
     twists = [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]
-    r, term = _one(task.step(_snap(poses, twists, contacts=[False, False, True])))
+    r, term = first_world(task.step(snapshot(poses, twists, contacts=[False, False, True])))
     centroid = np.array([1.5, 1.0]) / 3
     spread = np.linalg.norm(np.array(poses)[:, :2] - centroid, axis=1)
     crowd = 1.0 - 0.5 / task.params.safety_distance_m  # robots 0 and 1 are 0.5 m apart
@@ -184,7 +162,7 @@ def test_rewards_progress_cohesion_alignment_separation_collision():
     np.testing.assert_allclose(r, expected, atol=1e-9)
     assert not term.any()
     # The same contact is penalised once.
-    r2, _ = _one(task.step(_snap(poses, twists, contacts=[False, False, True], t=0.1)))
+    r2, _ = first_world(task.step(snapshot(poses, twists, contacts=[False, False, True], t=0.1)))
     assert r2[2] == pytest.approx(expected[2] + w.collision_penalty)
 
 
@@ -192,10 +170,10 @@ def test_arrival_ends_the_episode_for_the_whole_flock_with_a_bonus():
     task = _three_robot_task()
     poses = [[4.5, 0.0, 0.0], [5.0, 0.5, 0.0], [6.9, 0.0, 0.0]]  # robot_2 1.9 m from the goal
     twists = [[1.0, 0.0, 0.0]] * 3
-    r, term = _one(task.step(_snap(poses, twists, t=1.0)))
+    r, term = first_world(task.step(snapshot(poses, twists, t=1.0)))
     assert term.all() and task.done()[0]
     assert np.all(r > task.params.reward.goal_bonus - 1.0)
-    r, _ = _one(task.step(_snap(poses, twists, t=1.05)))
+    r, _ = first_world(task.step(snapshot(poses, twists, t=1.05)))
     assert np.all(r == 0.0)  # finished robots earn nothing more
     m = task.episode_metrics()
     assert m["time_to_goal_s"] == pytest.approx(1.0) and m["goal_progress"] == 1.0
@@ -204,7 +182,7 @@ def test_arrival_ends_the_episode_for_the_whole_flock_with_a_bonus():
 
 def test_one_robot_outside_the_goal_circle_is_not_arrival():
     task = _three_robot_task()
-    _, term = _one(task.step(_snap([[4.5, 0.0, 0.0], [5.0, 0.5, 0.0], [7.1, 0.0, 0.0]])))
+    _, term = first_world(task.step(snapshot([[4.5, 0.0, 0.0], [5.0, 0.5, 0.0], [7.1, 0.0, 0.0]])))
     assert not term.any() and not task.done()[0]
 
 
@@ -213,7 +191,7 @@ def test_one_robot_outside_the_goal_circle_is_not_arrival():
 
 def _run(task, frames):
     for k, (poses, twists) in enumerate(frames):
-        task.step(_snap(poses, twists, t=0.05 * (k + 1)))
+        task.step(snapshot(poses, twists, t=0.05 * (k + 1)))
     return task.episode_metrics()
 
 
@@ -276,7 +254,7 @@ def test_idle_flock_metrics():
     ],
 )
 def test_impossible_params_are_reported(change, key, reason):
-    data = _data()
+    data = shipped_world_data("flocking")
     data["task"]["params"].update(change)
     with pytest.raises(WorldFileError) as err:
         load_world_data(data, "bad_flocking.yaml")
@@ -288,7 +266,7 @@ def test_impossible_params_are_reported(change, key, reason):
 
 
 def test_batched_env_runs_and_restarts_worlds():
-    data = _data()
+    data = shipped_world_data("flocking")
     data["task"]["params"]["max_episode_s"] = 1.0
     env = BatchedEnv(load_world_data(data, "short_flocking.yaml"), 8, seed=0)
     obs = env.reset()

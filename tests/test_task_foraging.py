@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test
+from task_helpers import disc_world, snapshot
 
 from policies.base import PolicyContext
 from policies.registry import make_policy
@@ -15,36 +16,15 @@ from policies.rollout import run_episodes, summarise
 from sim_bridge.batched_env import BatchedEnv
 from sim_bridge.env import MultiRobotEnv
 from worlds import WorldFileError, load_world, load_world_data, make_task
-from worlds.tasks import Snapshot
 from worlds.tasks.foraging import CARRIED, DELIVERED, FLOOR
-
-
-def _snap(poses, contacts=None, t=0.05):
-    """A one-world snapshot (world axis B = 1) from per-robot rows, robots at rest."""
-    poses = np.asarray(poses, dtype=float)
-    n = len(poses)
-    return Snapshot(
-        time_s=np.array([t]),
-        poses=poses[None],
-        twists=np.zeros((1, n, 3)),
-        lidar=None,
-        contacts=(np.zeros(n, dtype=bool) if contacts is None else np.asarray(contacts))[None],
-    )
 
 
 def _world(**params) -> dict:
     """A 10 m arena, two disc robots at (2, 0) and (-2, 2) facing +x, two items."""
-    return {
-        "name": "t_foraging",
-        "backend": "kinematic",
-        "arena": {"size_m": [10.0, 10.0]},
-        "robots": [{"model": "disc", "count": 2, "spawn": {"poses": [[2.0, 0.0, 0.0], [-2.0, 2.0, 0.0]]}}],
-        "sensors": {"lidar": {"beams": 8, "range_max_m": 3.0}},
-        "task": {
-            "name": "foraging",
-            "params": {"items": 2, "item_region": {"min": [-4.5, -4.5], "max": [4.5, 4.5]}, **params},
-        },
-    }
+    region = {"min": [-4.5, -4.5], "max": [4.5, 4.5]}
+    return disc_world(
+        "foraging", 10.0, [[2.0, 0.0, 0.0], [-2.0, 2.0, 0.0]], {"items": 2, "item_region": region, **params}
+    )
 
 
 def _task():
@@ -93,7 +73,7 @@ def test_observations_stay_in_bounds_and_episodes_repeat():
 def test_items_and_nest_are_seen_in_the_robot_frame():
     task = _task()
     s = task.observation_slices()
-    obs = task.observe(_snap([[2.0, 0.0, math.pi / 2], [-2.0, 2.0, 0.0]]))[0]
+    obs = task.observe(snapshot([[2.0, 0.0, math.pi / 2], [-2.0, 2.0, 0.0]]))[0]
     # Facing +y, the item 1 m east is 1 m to the right; the nest 2 m west is 2 m to the left.
     np.testing.assert_allclose(obs[0, s["items"]][:3], [0.0, -1.0, 1.0], atol=1e-6)
     np.testing.assert_allclose(obs[0, s["items"]][3:], 0.0)  # (-4, -4) is beyond 3 m
@@ -101,30 +81,30 @@ def test_items_and_nest_are_seen_in_the_robot_frame():
     np.testing.assert_allclose(obs[1, s["items"]], 0.0)  # robot_1 sees no item
     # Walls of the 10 m arena from (2, 0) facing +y: all 3 m or more away (clipped at 3 m).
     np.testing.assert_allclose(obs[0, s["walls"]], [3.0, 3.0, 3.0, 3.0], atol=1e-6)
-    obs = task.observe(_snap([[4.5, 0.0, math.pi / 2], [-2.0, 2.0, 0.0]]))[0]
+    obs = task.observe(snapshot([[4.5, 0.0, math.pi / 2], [-2.0, 2.0, 0.0]]))[0]
     np.testing.assert_allclose(obs[0, s["walls"]], [3.0, 3.0, 3.0, 0.5], atol=1e-6)  # the east wall, to its right
 
 
 def test_pickup_delivery_rewards_and_metrics():
     task = _task()
-    r, term = (a[0] for a in task.step(_snap([[2.0, 0.0, 0.0], [-2.0, 2.0, 0.0]])))
+    r, term = (a[0] for a in task.step(snapshot([[2.0, 0.0, 0.0], [-2.0, 2.0, 0.0]])))
     np.testing.assert_allclose(r, [-0.01, -0.01])  # nobody moved: time only
     # robot_0 gains 0.5 m on the item at (3, 0); robot_1 has nothing in sight: no shaping.
-    r, _ = (a[0] for a in task.step(_snap([[2.5, 0.0, 0.0], [-2.5, 2.0, 0.0]], t=0.1)))
+    r, _ = (a[0] for a in task.step(snapshot([[2.5, 0.0, 0.0], [-2.5, 2.0, 0.0]], t=0.1)))
     np.testing.assert_allclose(r, [0.5 * 0.5 - 0.01, -0.01], atol=1e-9)
     # Within 0.3 m: robot_0 picks it up (and still earns the metres it gained).
-    r, _ = (a[0] for a in task.step(_snap([[2.8, 0.0, 0.0], [-2.5, 2.0, 0.0]], t=0.15)))
+    r, _ = (a[0] for a in task.step(snapshot([[2.8, 0.0, 0.0], [-2.5, 2.0, 0.0]], t=0.15)))
     assert r[0] == pytest.approx(0.5 * 0.3 + 1.0 - 0.01)
     assert task.item_state[0, 0] == CARRIED and task.carrying[0, 0] == 0
-    obs = task.observe(_snap([[2.8, 0.0, 0.0], [-2.5, 2.0, 0.0]]))[0]
+    obs = task.observe(snapshot([[2.8, 0.0, 0.0], [-2.5, 2.0, 0.0]]))[0]
     s = task.observation_slices()
     assert obs[0, s["carrying"]][0] == 1.0 and obs[1, s["carrying"]][0] == 0.0
     # Into the nest: shaping toward the nest, then the delivery bonus; robot_1 bumps a wall.
-    r, term = (a[0] for a in task.step(_snap([[0.5, 0.0, 0.0], [-2.5, 2.0, 0.0]], [False, True], t=0.2)))
+    r, term = (a[0] for a in task.step(snapshot([[0.5, 0.0, 0.0], [-2.5, 2.0, 0.0]], contacts=[False, True], t=0.2)))
     assert r[0] == pytest.approx(0.5 * 2.3 + 10.0 - 0.01)
     assert r[1] == pytest.approx(-2.0 - 0.01)
     assert task.item_state[0, 0] == DELIVERED and not term.any() and not task.done()[0]
-    r, _ = (a[0] for a in task.step(_snap([[0.5, 0.0, 0.0], [-2.5, 2.0, 0.0]], [False, True], t=0.25)))
+    r, _ = (a[0] for a in task.step(snapshot([[0.5, 0.0, 0.0], [-2.5, 2.0, 0.0]], contacts=[False, True], t=0.25)))
     assert r[1] == pytest.approx(-0.01)  # the same contact is penalised once
     m = task.episode_metrics()
     assert m["items_delivered"] == 1 and m["delivered_fraction"] == 0.5 and m["pickups"] == 1
@@ -136,15 +116,15 @@ def test_pickup_delivery_rewards_and_metrics():
 
 def test_last_delivery_ends_the_episode_for_everyone():
     task = _task()
-    task.step(_snap([[2.0, 0.0, 0.0], [-3.9, -3.9, 0.0]]))  # robot_1 takes the item at (-4, -4)
-    task.step(_snap([[2.95, 0.0, 0.0], [-1.0, -1.0, 0.0]], t=0.1))  # robot_0 takes (3, 0)
+    task.step(snapshot([[2.0, 0.0, 0.0], [-3.9, -3.9, 0.0]]))  # robot_1 takes the item at (-4, -4)
+    task.step(snapshot([[2.95, 0.0, 0.0], [-1.0, -1.0, 0.0]], t=0.1))  # robot_0 takes (3, 0)
     assert (task.item_state[0] == CARRIED).all()
-    _, term = (a[0] for a in task.step(_snap([[2.95, 0.0, 0.0], [-0.3, -0.3, 0.0]], t=0.15)))
+    _, term = (a[0] for a in task.step(snapshot([[2.95, 0.0, 0.0], [-0.3, -0.3, 0.0]], t=0.15)))
     assert not term.any()
-    r, term = (a[0] for a in task.step(_snap([[0.7, 0.0, 0.0], [-0.3, -0.3, 0.0]], t=0.2)))
+    r, term = (a[0] for a in task.step(snapshot([[0.7, 0.0, 0.0], [-0.3, -0.3, 0.0]], t=0.2)))
     assert term.all() and task.done()[0] and task.active.all()
     assert r[0] > 10.0
-    r, term = (a[0] for a in task.step(_snap([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]], t=0.25)))
+    r, term = (a[0] for a in task.step(snapshot([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]], t=0.25)))
     np.testing.assert_allclose(r, 0.0)  # after the end nothing is earned ...
     assert not term.any()  # ... and the end is reported once
     m = task.episode_metrics()
@@ -154,7 +134,7 @@ def test_last_delivery_ends_the_episode_for_everyone():
 
 def test_two_robots_never_take_the_same_item():
     task = _task()
-    task.step(_snap([[2.9, 0.1, 0.0], [3.1, -0.1, 0.0]]))
+    task.step(snapshot([[2.9, 0.1, 0.0], [3.1, -0.1, 0.0]]))
     assert task.carrying[0].tolist() == [0, -1]  # the lower-numbered robot wins the tie
     assert task.item_state[0].tolist() == [CARRIED, FLOOR]
 

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test
+from task_helpers import disc_world, snapshot
 
 from policies.base import PolicyContext
 from policies.registry import make_policy
@@ -16,37 +17,14 @@ from policies.rollout import run_episodes, summarise
 from sim_bridge.batched_env import BatchedEnv
 from sim_bridge.env import MultiRobotEnv
 from worlds import WorldFileError, load_world, load_world_data, make_task
-from worlds.tasks import Snapshot
 
 STARTS = [[-3.0, 0.0, 0.0], [-3.0, 2.0, 0.0]]
 
 
-def _snap(poses, twists=None, contacts=None, t=0.05):
-    """A one-world snapshot (world axis B = 1) from per-robot rows."""
-    poses = np.asarray(poses, dtype=float)
-    n = len(poses)
-    return Snapshot(
-        time_s=np.array([t]),
-        poses=poses[None],
-        twists=(np.zeros((n, 3)) if twists is None else np.asarray(twists, dtype=float))[None],
-        lidar=None,
-        contacts=(np.zeros(n, dtype=bool) if contacts is None else np.asarray(contacts))[None],
-    )
-
-
 def _world(**params) -> dict:
     """A 10 m arena, two pursuers on the west side facing +x, one evader."""
-    return {
-        "name": "t_pursuit",
-        "backend": "kinematic",
-        "arena": {"size_m": [10.0, 10.0]},
-        "robots": [{"model": "disc", "count": 2, "spawn": {"poses": STARTS}}],
-        "sensors": {"lidar": {"beams": 8, "range_max_m": 3.0}},
-        "task": {
-            "name": "pursuit",
-            "params": {"evaders": 1, "evader_region": {"min": [2.0, -1.0], "max": [3.0, 1.0]}, **params},
-        },
-    }
+    region = {"min": [2.0, -1.0], "max": [3.0, 1.0]}
+    return disc_world("pursuit", 10.0, STARTS, {"evaders": 1, "evader_region": region, **params})
 
 
 def _task(evader=(0.0, 0.0)):
@@ -107,46 +85,46 @@ def test_evaders_are_seen_in_the_robot_frame_within_range():
     task.evader_vel[0] = [[0.5, 0.0]]
     s = task.observation_slices()
     # robot_0 at (-3, 0) faces +y: the evader 1 m north is 1 m ahead, moving to its right.
-    obs = task.observe(_snap([[-3.0, 0.0, math.pi / 2], STARTS[1]]))[0]
+    obs = task.observe(snapshot([[-3.0, 0.0, math.pi / 2], STARTS[1]]))[0]
     np.testing.assert_allclose(obs[0, s["evaders"]][:5], [1.0, 0.0, 0.0, -0.5, 1.0], atol=1e-6)
     np.testing.assert_allclose(obs[0, s["evaders"]][5:], 0.0)  # one evader: padding
     # robot_1 at (-3, 2) facing +x sees it 1 m to its right; its neighbour robot_0 2 m right.
     np.testing.assert_allclose(obs[1, s["evaders"]][:5], [0.0, -1.0, 0.5, 0.0, 1.0], atol=1e-6)
     np.testing.assert_allclose(obs[1, s["neighbours"]][:5], [0.0, -2.0, 0.0, 0.0, 1.0], atol=1e-6)
-    far = task.observe(_snap([[-3.0, -4.5, 0.0], [2.0, 4.5, 0.0]]))[0]
+    far = task.observe(snapshot([[-3.0, -4.5, 0.0], [2.0, 4.5, 0.0]]))[0]
     np.testing.assert_allclose(far[:, s["evaders"]], 0.0)  # beyond the 4 m sensing radius
     captured = _task(evader=(-3.0, 1.0))
     captured.captured[0] = True
-    np.testing.assert_allclose(captured.observe(_snap(STARTS))[0][:, s["evaders"]], 0.0)
+    np.testing.assert_allclose(captured.observe(snapshot(STARTS))[0][:, s["evaders"]], 0.0)
 
 
 def test_evader_flees_and_the_walls_hold_it():
     task = _task(evader=(0.0, 0.0))
     for k in range(20):  # a pursuer 1.5 m to its west
-        task.step(_snap([[-1.5, 0.0, 0.0], [-4.0, 4.0, 0.0]], t=0.05 * (k + 1)))
+        task.step(snapshot([[-1.5, 0.0, 0.0], [-4.0, 4.0, 0.0]], t=0.05 * (k + 1)))
     assert task.evader_vel[0, 0, 0] > 0.6  # running east, away from it
     assert np.linalg.norm(task.evader_vel[0, 0]) <= task.params.evader_speed_mps + 1e-9
     task = _task(evader=(4.5, 0.0))
     for k in range(30):  # pinned against the east wall by a pursuer to its west
-        task.step(_snap([[3.0, 0.0, 0.0], [-4.0, 4.0, 0.0]], t=0.05 * (k + 1)))
+        task.step(snapshot([[3.0, 0.0, 0.0], [-4.0, 4.0, 0.0]], t=0.05 * (k + 1)))
     assert task.evader_pos[0, 0, 0] <= 5.0 - 0.15 + 1e-9
     assert abs(task.evader_vel[0, 0, 1]) > 0.5  # it slides along the wall
     far = _task(evader=(0.0, 0.0))
-    far.step(_snap(STARTS))
+    far.step(snapshot(STARTS))
     assert np.linalg.norm(far.evader_vel[0, 0]) <= far.params.wander_fraction * far.params.evader_speed_mps + 1e-9
 
 
 def test_capture_rewards_and_metrics():
     task = _task(evader=(0.0, 0.0))
     # robot_0 closes 1 m on the evader (which barely moves from rest); robot_1 hits a wall.
-    task.step(_snap([[-2.0, 0.0, 0.0], STARTS[1]]))
-    r, term = (a[0] for a in task.step(_snap([[-1.0, 0.0, 0.0], STARTS[1]], contacts=[False, True], t=0.1)))
+    task.step(snapshot([[-2.0, 0.0, 0.0], STARTS[1]]))
+    r, term = (a[0] for a in task.step(snapshot([[-1.0, 0.0, 0.0], STARTS[1]], contacts=[False, True], t=0.1)))
     assert r[0] == pytest.approx(1.0 - 0.01, abs=0.02)
     assert r[1] == pytest.approx(-2.0 - 0.01, abs=0.02)
     assert not term.any()
     # Within the capture radius: every pursuer earns the bonus, and the episode ends.
     ex, ey = task.evader_pos[0, 0]
-    r, term = (a[0] for a in task.step(_snap([[ex - 0.2, ey, 0.0], STARTS[1]], contacts=[False, True], t=0.15)))
+    r, term = (a[0] for a in task.step(snapshot([[ex - 0.2, ey, 0.0], STARTS[1]], contacts=[False, True], t=0.15)))
     assert term.all() and task.done()[0]
     assert r[0] > 10.0 and r[1] == pytest.approx(10.0 - 0.01, abs=0.05)
     m = task.episode_metrics()
@@ -154,7 +132,7 @@ def test_capture_rewards_and_metrics():
     assert m["time_to_capture_s"] == pytest.approx(0.15) and m["time_to_capture_all_s"] == pytest.approx(0.15)
     assert m["robots"][0]["captures"] == 1 and m["robots"][1]["captures"] == 0
     assert m["collisions"] == 1 and m["collision_rate"] == 0.5
-    r, term = (a[0] for a in task.step(_snap(STARTS, t=0.2)))
+    r, term = (a[0] for a in task.step(snapshot(STARTS, t=0.2)))
     np.testing.assert_allclose(r, 0.0)
     assert not term.any()
 

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test
+from task_helpers import disc_world, snapshot
 
 from policies.base import PolicyContext
 from policies.registry import make_policy
@@ -15,43 +16,19 @@ from policies.rollout import run_episodes, summarise
 from sim_bridge.batched_env import BatchedEnv
 from sim_bridge.env import MultiRobotEnv
 from worlds import WorldFileError, load_world, load_world_data, make_task
-from worlds.tasks import Snapshot
 
 STARTS = [[-3.0, -2.0, 0.0], [-3.0, 2.0, 0.0]]
 REACH = 0.5 + 0.15  # object radius + disc radius: centre distance at contact
 DT = 0.05
 
 
-def _snap(poses, contacts=None, t=DT):
-    """A one-world snapshot (world axis B = 1) from per-robot rows, robots at rest."""
-    poses = np.asarray(poses, dtype=float)
-    n = len(poses)
-    return Snapshot(
-        time_s=np.array([t]),
-        poses=poses[None],
-        twists=np.zeros((1, n, 3)),
-        lidar=None,
-        contacts=(np.zeros(n, dtype=bool) if contacts is None else np.asarray(contacts))[None],
-    )
-
-
 def _world(**params) -> dict:
     """An 8 m arena, two disc robots on the west side facing +x."""
-    return {
-        "name": "t_transport",
-        "backend": "kinematic",
-        "arena": {"size_m": [8.0, 8.0]},
-        "robots": [{"model": "disc", "count": 2, "spawn": {"poses": STARTS}}],
-        "sensors": {"lidar": {"beams": 8, "range_max_m": 3.0}},
-        "task": {
-            "name": "transport",
-            "params": {
-                "object_region": {"min": [-1.0, -1.0], "max": [0.0, 1.0]},
-                "goal_region": {"min": [2.0, -1.0], "max": [3.0, 1.0]},
-                **params,
-            },
-        },
+    regions = {
+        "object_region": {"min": [-1.0, -1.0], "max": [0.0, 1.0]},
+        "goal_region": {"min": [2.0, -1.0], "max": [3.0, 1.0]},
     }
+    return disc_world("transport", 8.0, STARTS, {**regions, **params})
 
 
 def _task(obj=(0.0, 0.0), goal=(3.0, 0.0)):
@@ -112,18 +89,18 @@ def test_object_and_goal_are_seen_in_the_robot_frame():
     s = task.observation_slices()
     # robot_0 1 m west of the object, facing +y: the object is 1 m to its right, moving ahead... no:
     # map +x is the robot's -y, so the object is at (0, -1) and moves along -y at 0.2 m/s.
-    obs = task.observe(_snap([[-1.0, 0.0, math.pi / 2], [-3.0, 2.0, 0.0]]))[0]
+    obs = task.observe(snapshot([[-1.0, 0.0, math.pi / 2], [-3.0, 2.0, 0.0]]))[0]
     np.testing.assert_allclose(obs[0, s["object"]], [0.0, -1.0, 0.0, -0.2, 1.0 - REACH], atol=1e-6)
     np.testing.assert_allclose(obs[0, s["goal"]], [0.0, -3.0, 3.0], atol=1e-6)  # goal 3 m beyond the object
     np.testing.assert_allclose(obs[1, s["goal"]], [3.0, 0.0, 3.0], atol=1e-6)
-    inside = task.observe(_snap([_behind(0, 0.1), [-3.0, 2.0, 0.0]]))[0]
+    inside = task.observe(snapshot([_behind(0, 0.1), [-3.0, 2.0, 0.0]]))[0]
     assert inside[0, s["object"]][4] == pytest.approx(-0.1)  # negative gap: overlapping
 
 
 def test_one_pusher_moves_it_at_half_speed_two_at_full():
     one = _task()
     one._last_pos[0, 0] = _behind(0, 0.05)[:2]  # already in contact: no approach term
-    r, _ = (a[0] for a in one.step(_snap([_behind(0, 0.05), STARTS[1]])))
+    r, _ = (a[0] for a in one.step(snapshot([_behind(0, 0.05), STARTS[1]])))
     # Capped at max_speed × 1/2 pushers for one control period.
     np.testing.assert_allclose(one.object_pos[0], [0.25 * DT, 0.0], atol=1e-9)
     np.testing.assert_allclose(one.object_vel[0], [0.25, 0.0], atol=1e-9)
@@ -133,38 +110,38 @@ def test_one_pusher_moves_it_at_half_speed_two_at_full():
     assert r[1] == pytest.approx(5.0 * 0.25 * DT - 0.01)
 
     two = _task()
-    two.step(_snap([_behind(30, 0.05), _behind(-30, 0.05)]))
+    two.step(snapshot([_behind(30, 0.05), _behind(-30, 0.05)]))
     np.testing.assert_allclose(two.object_pos[0], [0.5 * DT, 0.0], atol=1e-9)  # twice as fast, straight
 
     gentle = _task()  # a push the object can follow at once: it clears the robot fully
-    gentle.step(_snap([_behind(0, 0.01), STARTS[1]]))
+    gentle.step(snapshot([_behind(0, 0.01), STARTS[1]]))
     np.testing.assert_allclose(gentle.object_pos[0], [0.01, 0.0], atol=1e-9)
 
 
 def test_object_moves_along_the_contact_normal_and_stops_at_walls():
     side = _task()
-    side.step(_snap([_behind(90, 0.005), STARTS[1]]))  # pushed from its south side
+    side.step(snapshot([_behind(90, 0.005), STARTS[1]]))  # pushed from its south side
     np.testing.assert_allclose(side.object_pos[0], [0.0, 0.005], atol=1e-9)
     wall = _task(obj=(4.0 - 0.5, 0.0))  # touching the east wall
-    wall.step(_snap([_behind(0, 0.05, centre=(3.5, 0.0)), STARTS[1]]))
+    wall.step(snapshot([_behind(0, 0.05, centre=(3.5, 0.0)), STARTS[1]]))
     np.testing.assert_allclose(wall.object_pos[0], [3.5, 0.0], atol=1e-9)
     np.testing.assert_allclose(wall.object_vel[0], 0.0, atol=1e-9)
     idle = _task()
-    idle.step(_snap(STARTS))
+    idle.step(snapshot(STARTS))
     np.testing.assert_allclose(idle.object_pos[0], 0.0)  # no pusher, no motion
 
 
 def test_approach_collision_and_goal_rewards_and_metrics():
     task = _task(obj=(2.0, 0.0), goal=(3.0, 0.0))
     # robot_0 comes 1 m nearer the object's edge; robot_1 touches the wall.
-    task.step(_snap([[0.0, 0.0, 0.0], STARTS[1]]))
-    r, term = (a[0] for a in task.step(_snap([[1.0, 0.0, 0.0], STARTS[1]], contacts=[False, True], t=0.1)))
+    task.step(snapshot([[0.0, 0.0, 0.0], STARTS[1]]))
+    r, term = (a[0] for a in task.step(snapshot([[1.0, 0.0, 0.0], STARTS[1]], contacts=[False, True], t=0.1)))
     assert r[0] == pytest.approx(0.5 * 1.0 - 0.01)
     assert r[1] == pytest.approx(-2.0 - 0.01)
     assert not term.any()
     # Pushed to within 0.5 m of the goal: every robot earns the bonus; the episode ends.
     task.object_pos[0] = [2.51, 0.0]
-    r, term = (a[0] for a in task.step(_snap([_behind(0, 0.01, centre=(2.51, 0.0)), STARTS[1]], t=0.15)))
+    r, term = (a[0] for a in task.step(snapshot([_behind(0, 0.01, centre=(2.51, 0.0)), STARTS[1]], t=0.15)))
     assert term.all() and task.done()[0] and task.active.all()
     assert r[1] == pytest.approx(10.0 + 5.0 * 0.01 - 0.01)
     m = task.episode_metrics()
@@ -172,7 +149,7 @@ def test_approach_collision_and_goal_rewards_and_metrics():
     assert m["final_distance_m"] == pytest.approx(0.48) and m["start_distance_m"] == pytest.approx(1.0)
     assert m["collisions"] == 1 and m["collision_rate"] == 0.5
     assert m["robots"][0]["contact_s"] == pytest.approx(DT) and m["robots"][1]["contact_s"] == 0.0
-    r, term = (a[0] for a in task.step(_snap([_behind(0, 0.3, centre=(2.51, 0.0)), STARTS[1]], t=0.2)))
+    r, term = (a[0] for a in task.step(snapshot([_behind(0, 0.3, centre=(2.51, 0.0)), STARTS[1]], t=0.2)))
     np.testing.assert_allclose(r, 0.0)  # after the end nothing is earned or moved
     assert not term.any() and task.object_pos[0, 0] == pytest.approx(2.52)
 

@@ -1,5 +1,6 @@
-"""Checks that need the whole world: things inside the arena, starts clear of obstacles
-and of each other, rates that divide. Each returns ``Problem``s naming the key path.
+"""Checks that need the whole world: a backend that can run its robots, things inside the
+arena, starts clear of obstacles and of each other, rates that divide. Each returns
+``Problem``s naming the key path.
 """
 
 from __future__ import annotations
@@ -11,12 +12,35 @@ import numpy as np
 from worlds import geometry
 from worlds.errors import Problem
 from worlds.robots import robot_model
-from worlds.spec import WorldSpec
+from worlds.spec import BACKEND_MODELS, BACKENDS, WorldSpec
 
 
 def check_world(world: WorldSpec) -> list[Problem]:
     """Every whole-world problem with ``world`` (task parameters are checked by the task)."""
-    return [*_check_rates(world), *_check_obstacles(world), *_check_spawns(world)]
+    return [*check_backend(world), *_check_rates(world), *_check_obstacles(world), *_check_spawns(world)]
+
+
+def check_backend(world: WorldSpec, backend: str | None = None) -> list[Problem]:
+    """Problems running ``world`` on ``backend`` (default: its own ``backend`` key): a
+    backend this build cannot run, or a robot model the backend cannot simulate."""
+    name = backend or world.backend
+    available = ", ".join(sorted(BACKEND_MODELS))
+    if name not in BACKEND_MODELS:
+        if name in BACKENDS:
+            return [Problem("backend", f"backend {name!r} is not available in this build; available: {available}")]
+        return [Problem("backend", f"unknown backend {name!r}; available: {available}")]
+    problems = []
+    for g, group in enumerate(world.robots):
+        if group.model not in BACKEND_MODELS[name]:
+            able = [b for b in sorted(BACKEND_MODELS) if group.model in BACKEND_MODELS[b]]
+            problems.append(
+                Problem(
+                    f"robots[{g}].model",
+                    f"the {name} backend cannot simulate model {group.model!r}; "
+                    f"backends that can: {', '.join(able) or 'none'}",
+                )
+            )
+    return problems
 
 
 def _check_rates(world: WorldSpec) -> list[Problem]:

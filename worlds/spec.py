@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from worlds.robots import Limits, RobotModel, robot_model
+from worlds.robots import ROBOT_MODELS, Limits, RobotModel, robot_model
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -23,7 +23,18 @@ PositiveInt = Annotated[int, Field(gt=0)]
 Vec2 = tuple[float, float]
 Pose2 = tuple[float, float, float]  # x (m), y (m), yaw (deg)
 
+# Backends a world file may name. ``unity`` is accepted ahead of its backend (ML-Agents,
+# planned) so world files can say it; ``check_world`` reports it as unavailable.
 BACKENDS = ("pybullet", "kinematic", "unity")
+
+# The backends this build can run and the robot models each can simulate. These are the
+# facts the world-file checks use and the backends enforce; ``sim_bridge.backends`` must
+# implement exactly these backends, and PyBullet have an asset for each of its models
+# (tests/test_kinematic_backend.py keeps them in step).
+BACKEND_MODELS: dict[str, tuple[str, ...]] = {
+    "kinematic": tuple(ROBOT_MODELS),  # any model, as the disc enclosing its footprint
+    "pybullet": ("husky", "box"),  # a URDF each (pybullet_backend.ASSETS); the disc has none
+}
 
 
 class Spec(BaseModel):

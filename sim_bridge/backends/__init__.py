@@ -11,6 +11,7 @@ from sim_bridge.backends.base import (
     CommandError,
     Dynamics,
     RobotStates,
+    require_runnable,
 )
 from worlds.spec import WorldSpec
 
@@ -34,8 +35,13 @@ def backend_class(name: str) -> type[Backend]:
 def make_backend(
     world: WorldSpec, name: str | None = None, num_worlds: int = 1, dynamics: Dynamics | None = None
 ) -> Backend:
-    """A backend for ``world``: its own ``backend`` field unless ``name`` overrides it."""
-    return backend_class(name or world.backend)(world, num_worlds=num_worlds, dynamics=dynamics)
+    """A backend for ``world``: its own ``backend`` field unless ``name`` overrides it.
+
+    A backend that cannot run the world is a ``WorldFileError`` (a ``ValueError``) saying
+    why, e.g. a robot model the chosen backend cannot simulate."""
+    name = name or world.backend
+    require_runnable(world, name)
+    return backend_class(name)(world, num_worlds=num_worlds, dynamics=dynamics)
 
 
 __all__ = [
@@ -48,4 +54,5 @@ __all__ = [
     "RobotStates",
     "backend_class",
     "make_backend",
+    "require_runnable",
 ]

@@ -13,6 +13,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from worlds.checks import check_backend
+from worlds.errors import WorldFileError
 from worlds.spec import WorldSpec
 
 # Segmentation ids in camera frames (see Backend.segmentation_labels).
@@ -68,6 +70,16 @@ class CommandError(ValueError):
     """A command a backend refuses (wrong shape, NaN or inf)."""
 
 
+def require_runnable(world: WorldSpec, backend: str) -> None:
+    """Raise ``WorldFileError`` if ``backend`` cannot run ``world`` (a backend missing from
+    this build, a robot model it cannot simulate): the same check as the world file's, for a
+    backend chosen in place of the world's own (``sern run --backend``)."""
+    problems = check_backend(world, backend)
+    if problems:
+        source = world.source if backend == world.backend else f"{world.source} (backend = {backend})"
+        raise WorldFileError(source, problems)
+
+
 class Backend(ABC):
     """A simulator that can hold a world and step its robots.
 
@@ -79,6 +91,7 @@ class Backend(ABC):
     capabilities: ClassVar[Capabilities]
 
     def __init__(self, world: WorldSpec, num_worlds: int = 1, dynamics: Dynamics | None = None):
+        require_runnable(world, self.name)
         self.world = world
         self.num_worlds = num_worlds
         self.robots = world.robot_entries()

@@ -137,9 +137,6 @@ class PyBulletBackend(Backend):
         self._data_path = pybullet_data.getDataPath()
         with _quiet_c_output():
             self._cid = pybullet.connect(pybullet.DIRECT)
-        for r in self.robots:
-            if r.model.name not in ASSETS:
-                raise ValueError(f"the pybullet backend has no asset for robot model {r.model.name!r}")
         self._bodies: list[_Robot] = []
         self._seg_lut = np.zeros(1, dtype=np.int32)
         self._time_s = 0.0
