@@ -2,7 +2,8 @@
 
 For every task with a shipped checkpoint (policies/checkpoints/<task>.pt) both policies run
 the same seeded episodes (seeds 1000.., never used in training, which draws from its own
-seed streams) on the world's backend, deterministic actions. Each task ranks policies by
+seed streams) on the world's backend, each checkpoint acting as its sidecar says (``act``:
+its most likely action unless ``sample``; see ``policies.learned``). Each task ranks policies by
 its ``headline_metric`` (worlds/tasks/*.py): success rate, or a time for tasks the baseline
 always solves; a time counts an episode that never got there as the time limit, so a
 policy cannot win on time by failing. The learned policy beats the baseline when its
