@@ -16,8 +16,8 @@ horizon over which both anneal the learning rate) is set well beyond what a CPU 
 in the budget, so the clock is what stops training. Both run torch on one thread.
 
 Evaluation, identical for both: the trained model's deterministic (mean) action, through
-``policies.rollout.run_episodes`` on a ``MultiRobotEnv`` with the kinematic backend (the
-path ``sern eval`` takes), one episode per held-out seed 1000, 1001, ...; success rate is
+``policies.evaluation.evaluate`` (the path ``sern eval`` takes: ``run_episodes`` on a
+``MultiRobotEnv``) with the kinematic backend, one episode per held-out seed 1000, 1001, ...; success rate is
 the fraction of robots that reach their goal, collision rate the fraction that touch
 anything at least once.
 
@@ -33,7 +33,7 @@ import argparse
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,11 +43,10 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from policies.base import Policy, PolicyContext
+from policies.base import FunctionPolicy
+from policies.evaluation import evaluate
 from policies.mappo import TrainConfig, train
-from policies.rollout import run_episodes, summarise
 from sim_bridge.batched_env import BatchedEnv
-from sim_bridge.env import MultiRobotEnv
 from worlds import WorldSpec, load_world
 
 WORLD = "navigation"
@@ -155,32 +154,11 @@ class WallClockBudget(BaseCallback):
         return not self.out_of_time
 
 
-class CommandFunctionPolicy(Policy):
-    """A ``Policy`` around a function from stacked observations (n, D) to commands (n, 2)."""
-
-    def __init__(self, context: PolicyContext, name: str, commands: Callable[[np.ndarray], np.ndarray]):
-        super().__init__(context)
-        self.name = name
-        self.commands = commands
-
-    def act(self, observations: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if not observations:
-            return {}
-        agents = list(observations)
-        commands = self.commands(np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents]))
-        return {a: np.asarray(commands[i], dtype=np.float32) for i, a in enumerate(agents)}
-
-
 def evaluate_commands(
     name: str, commands: Callable[[np.ndarray], np.ndarray], world: WorldSpec, episodes: int, seed: int
 ) -> dict[str, Any]:
-    """Mean episode metrics over seeds ``seed .. seed+episodes-1`` (as ``policies.evaluation``)."""
-    env = MultiRobotEnv(world, backend=EVAL_BACKEND)
-    try:
-        policy = CommandFunctionPolicy(PolicyContext.from_task(env.task), name, commands)
-        return summarise(run_episodes(env, policy, range(seed, seed + episodes)))
-    finally:
-        env.close()
+    """Mean episode metrics over seeds ``seed .. seed+episodes-1``, the path ``sern eval`` takes."""
+    return evaluate(lambda context: FunctionPolicy(context, name, commands), world, episodes, seed, EVAL_BACKEND)
 
 
 def train_mappo(world: WorldSpec, config: TrainConfig, budget_s: float):

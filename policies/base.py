@@ -8,7 +8,7 @@ policy node provides from ROS topics, so one policy runs in both places.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,3 +64,21 @@ class Policy(ABC):
     @abstractmethod
     def act(self, observations: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Commands ``{agent: array([v, ω])}`` for every agent in ``observations``."""
+
+
+class FunctionPolicy(Policy):
+    """A policy around a function from stacked observations ``(n, D)`` to commands ``(n, 2)``
+    (a trained model of any library, a hand-written controller): one call per control step
+    for all the robots asked about."""
+
+    def __init__(self, context: PolicyContext, name: str, commands: Callable[[np.ndarray], np.ndarray]):
+        super().__init__(context)
+        self.name = name
+        self.commands = commands
+
+    def act(self, observations: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not observations:
+            return {}
+        agents = list(observations)
+        commands = self.commands(np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents]))
+        return {a: np.asarray(commands[i], dtype=np.float32) for i, a in enumerate(agents)}

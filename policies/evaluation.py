@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from policies.base import PolicyContext
+from policies.base import Policy, PolicyContext
 from policies.registry import make_policy
 from policies.rollout import run_episodes, summarise
 from sim_bridge.env import MultiRobotEnv
@@ -14,13 +15,20 @@ from worlds import WorldSpec, load_world, make_task
 
 
 def evaluate(
-    policy: str, world: WorldSpec, episodes: int, seed: int = 1000, backend: str | None = None, act: str | None = None
+    policy: str | Callable[[PolicyContext], Policy],
+    world: WorldSpec,
+    episodes: int,
+    seed: int = 1000,
+    backend: str | None = None,
+    act: str | None = None,
 ) -> dict[str, Any]:
-    """Average episode metrics of ``policy`` over seeds ``seed .. seed+episodes-1``
-    (``act``: a checkpoint's action selection, see ``LearnedPolicy``)."""
+    """Average episode metrics of ``policy`` (a name or checkpoint path for ``make_policy``,
+    or a function making the policy from the env's context) over seeds
+    ``seed .. seed+episodes-1`` (``act``: a checkpoint's action selection, see ``LearnedPolicy``)."""
     env = MultiRobotEnv(world, backend=backend)
     try:
-        pol = make_policy(policy, PolicyContext.from_task(env.task), act=act)
+        context = PolicyContext.from_task(env.task)
+        pol = make_policy(policy, context, act=act) if isinstance(policy, str) else policy(context)
         results = run_episodes(env, pol, range(seed, seed + episodes))
     finally:
         env.close()
