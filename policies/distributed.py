@@ -24,13 +24,13 @@ class _Worker:
     """A Ray actor: a Collector and a model copy."""
 
     def __init__(self, world_data: dict, source: str, config_dict: dict, seed: int):
-        from policies.mappo import Collector, TrainConfig, make_model
+        from policies.mappo import Collector, TrainConfig, make_model, residual_tuning
         from worlds import load_world_data
 
         torch.set_num_threads(1)
         self.config = TrainConfig(**config_dict)
         world = load_world_data(world_data, source)
-        self.collector = Collector(world, self.config.num_worlds, seed)
+        self.collector = Collector(world, self.config.num_worlds, seed, residual_tuning(self.config))
         self.model = make_model(self.collector.env, self.config)
         self.value_norm = RunningNorm(1, clip=1e6)
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from policies.base import PolicyContext
 from policies.models import MultiAgentActorCritic
-from policies.registry import make_scripted
+from policies.residual import ScriptedTeam
 from sim_bridge.batched_env import BatchedEnv
 from worlds import WorldSpec
 
@@ -43,27 +43,19 @@ def collect_demonstrations(
     tuning (``policies.registry.make_scripted``).
     """
     env = BatchedEnv(world, num_worlds, seed=seed + 7919)
-    context = PolicyContext.from_task(env.task)
-    expert = [make_scripted(context, teacher) for _ in range(num_worlds)]
+    expert = ScriptedTeam(PolicyContext.from_task(env.task), env.agents, num_worlds, teacher, seed=seed)
     obs = env.reset()
-    names = env.agents
     xs, ys = [], []
     collected = 0
     while collected < agent_steps:
-        labels = np.zeros((num_worlds, env.num_agents, 2), dtype=np.float32)
         active = env.task.active
-        for b, policy in enumerate(expert):
-            acts = policy.act({names[i]: obs[b, i] for i in range(env.num_agents) if active[b, i]})
-            for i, name in enumerate(names):
-                if name in acts:
-                    labels[b, i] = acts[name]
+        labels = expert.commands(obs, active)
         xs.append(obs[active])
         ys.append(labels[active])
         collected += int(active.sum())
         commands = labels if learner is None else learner.act(torch.as_tensor(obs)).numpy()
         step = env.step(commands)
-        for b in np.flatnonzero(step.world_done):
-            expert[b].reset()
+        expert.reset(np.flatnonzero(step.world_done))
         obs = step.obs
     return np.concatenate(xs), np.concatenate(ys)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from policies import checkpoint
-from policies.base import FunctionPolicy, PolicyContext
+from policies.base import FunctionPolicy, Policy, PolicyContext
+from policies.residual import residual_command, residual_input
 
 ACT_MODES = ("mode", "sample")
 
@@ -36,6 +38,7 @@ class LearnedPolicy(FunctionPolicy):
             raise checkpoint.CheckpointError(
                 f"{path}: trained for task {task!r}, this world's task is {context.task_name!r}"
             )
+        self.base = _baseline(context, self.meta.get("residual"))
         size = self.meta.get("observation", {}).get("size")
         if size != context.observation_size:
             raise checkpoint.CheckpointError(
@@ -44,11 +47,15 @@ class LearnedPolicy(FunctionPolicy):
             )
 
     @classmethod
-    def from_model(cls, context: PolicyContext, model, deterministic: bool = True) -> LearnedPolicy:
-        """Serve a model still in memory (during or right after training), no checkpoint file."""
+    def from_model(
+        cls, context: PolicyContext, model, deterministic: bool = True, residual: dict | None = None
+    ) -> LearnedPolicy:
+        """Serve a model still in memory (during or right after training), no checkpoint file
+        (``residual``: the baseline tuning it corrects, as in a sidecar's ``residual``)."""
         policy = cls.__new__(cls)
         FunctionPolicy.__init__(policy, context, "learned:in-memory", policy._model_commands)
         policy.model, policy.meta, policy.path = model, {}, None
+        policy.base = _baseline(context, residual)
         policy.deterministic = deterministic
         policy.act_mode = "mode" if deterministic else "sample"
         policy._generator = torch.Generator().manual_seed(0)
@@ -56,8 +63,33 @@ class LearnedPolicy(FunctionPolicy):
 
     def reset(self, seed: int | None = None) -> None:
         self._generator.manual_seed(0 if seed is None else int(seed))
+        if self.base is not None:
+            self.base.reset(seed)
+
+    def act(self, observations: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.base is None or not observations:
+            return super().act(observations)
+        base = self.base.act(observations)  # a residual policy corrects the baseline's commands
+        agents = list(observations)
+        obs = torch.as_tensor(np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents]))
+        base_commands = torch.as_tensor(np.stack([base[a] for a in agents]), dtype=torch.float32)
+        low, high = self.model.action_low, self.model.action_high
+        correction = self.model.act(
+            residual_input(obs, base_commands, low, high), deterministic=self.deterministic, generator=self._generator
+        )
+        commands = residual_command(base_commands, correction, low, high).numpy()
+        return {a: commands[i] for i, a in enumerate(agents)}
 
     def _model_commands(self, observations: np.ndarray) -> np.ndarray:
         """Stacked observations (n, D) → commands (n, 2) from the actor."""
         obs = torch.as_tensor(observations, dtype=torch.float32)
         return self.model.act(obs, deterministic=self.deterministic, generator=self._generator).numpy()
+
+
+def _baseline(context: PolicyContext, residual: dict | None) -> Policy | None:
+    """The scripted baseline a residual checkpoint corrects (None: not residual)."""
+    if residual is None:
+        return None
+    from policies.registry import make_scripted
+
+    return make_scripted(context, residual.get("tuning"))

@@ -72,6 +72,10 @@ class TrainConfig:
     """Changes to the scripted baseline's tuning while it teaches (cloning and DAgger), e.g.
     ``{"safety_margin_m": 0.2}``: a teacher that keeps more clearance than the learner needs
     leaves room for the learner's imprecision. ``--set teacher.safety_margin_m=0.2``."""
+    residual: bool = False
+    """Learn a correction to the scripted baseline's command (tuned by ``teacher``) instead
+    of the command itself (``policies.residual``): the run starts from the baseline's team.
+    Pair it with a small ``init_log_std`` (the baseline plus wide noise is a weak start)."""
     critic_warmup_iterations: int = 0
     """PPO iterations that train only the critic (after cloning, so the actor is kept)."""
     init_checkpoint: str = ""
@@ -89,6 +93,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.dagger_rounds and not self.bc_agent_steps:
             raise ValueError("dagger_rounds needs bc_agent_steps > 0 (DAgger refines a clone)")
+        if self.residual and (self.bc_agent_steps or self.discrete_per_axis):
+            raise ValueError(
+                "residual starts from the baseline itself: it takes continuous actions and no cloning "
+                "(bc_agent_steps 0, discrete_per_axis 0)"
+            )
 
 
 @dataclass
@@ -116,18 +125,60 @@ class Rollout:
 
 
 class Collector:
-    """Runs the model in a batched env and hands back rollouts (keeps the env's state)."""
+    """Runs the model in a batched env and hands back rollouts (keeps the env's state).
 
-    def __init__(self, world: WorldSpec, num_worlds: int, seed: int):
+    With ``residual`` (the baseline's tuning, ``{}`` for the default) the model corrects the
+    scripted baseline's commands (``policies.residual``): its input is the observation and
+    the baseline's command, and what the env gets is their sum."""
+
+    def __init__(self, world: WorldSpec, num_worlds: int, seed: int, residual: dict[str, float] | None = None):
         self.env = BatchedEnv(world, num_worlds, seed=seed)
-        self.obs = torch.as_tensor(self.env.reset(seed=seed))
+        self.base = None
+        if residual is not None:
+            from policies.base import PolicyContext
+            from policies.residual import ScriptedTeam
+
+            context = PolicyContext.from_task(self.env.task)
+            self.base = ScriptedTeam(context, self.env.agents, num_worlds, residual, seed=seed)
+        self._low = torch.as_tensor(self.env.action_low, dtype=torch.float32)
+        self._high = torch.as_tensor(self.env.action_high, dtype=torch.float32)
+        self.base_command = None
+        self.obs = self._model_input(self.env.reset(seed=seed), self.env.task.active)
         self.episode_return = np.zeros(num_worlds)
+
+    @property
+    def obs_dim(self) -> int:
+        """Size of the model's input per robot."""
+        from policies.residual import BASE_CHANNELS
+
+        return self.env.obs_dim + (BASE_CHANNELS if self.base is not None else 0)
+
+    def _model_input(self, obs: np.ndarray, active: np.ndarray, worlds=None) -> torch.Tensor:
+        """The model's input for raw observations (B, N, D); with a residual base this
+        also steps the baselines of ``worlds`` (all by default) and keeps their commands."""
+        raw = torch.as_tensor(obs)
+        if self.base is None:
+            return raw
+        from policies.residual import residual_input
+
+        base = torch.as_tensor(self.base.commands(obs, active, worlds))
+        if worlds is None:
+            self.base_command = base
+        return residual_input(raw, base, self._low, self._high)
+
+    def _command(self, model: MultiAgentActorCritic, action: torch.Tensor) -> torch.Tensor:
+        command = model.to_command(action)
+        if self.base is None:
+            return command
+        from policies.residual import residual_command
+
+        return residual_command(self.base_command, command, self._low, self._high)
 
     def collect(
         self, model: MultiAgentActorCritic, steps: int, value_norm: RunningNorm, config: TrainConfig
     ) -> Rollout:
         env = self.env
-        B, N, D = env.num_worlds, env.num_agents, env.obs_dim
+        B, N, D = env.num_worlds, env.num_agents, self.obs_dim
         act_shape = () if model.discrete else (2,)
         buf = {
             "obs": torch.zeros((steps, B, N, D)),
@@ -142,12 +193,13 @@ class Collector:
         for t in range(steps):
             with torch.no_grad():
                 action, logp, _, value = model.get_action_and_value(self.obs)
-                command = model.to_command(action)
+                command = self._command(model, action)
             step = env.step(command.numpy())
             rewards = torch.as_tensor(step.rewards)
             if step.truncated.any():  # bootstrap the time limit instead of calling it an end
+                final = self._model_input(step.final_obs, step.active, np.flatnonzero(step.truncated))
                 with torch.no_grad():
-                    v_final = denormalise(model.get_value(torch.as_tensor(step.final_obs)), value_norm, config)
+                    v_final = denormalise(model.get_value(final), value_norm, config)
                 alive = torch.as_tensor(step.active & ~step.terminated & step.truncated[:, None])
                 rewards = rewards + config.gamma * v_final * alive
             buf["obs"][t], buf["act"][t], buf["logp"][t], buf["val"][t] = self.obs, action, logp, value
@@ -158,8 +210,15 @@ class Collector:
             for w, metrics in zip(np.flatnonzero(step.world_done), step.episodes, strict=True):
                 episodes.append({"return": float(self.episode_return[w]), **_scalars(metrics)})
                 self.episode_return[w] = 0.0
-            self.obs = torch.as_tensor(step.obs)
+            if self.base is not None:
+                self.base.reset(np.flatnonzero(step.world_done))
+            self.obs = self._model_input(step.obs, env.task.active)
         return Rollout(**buf, next_obs=self.obs.clone(), episodes=episodes)
+
+
+def residual_tuning(config: TrainConfig) -> dict[str, float] | None:
+    """The baseline's tuning for a residual run (None: not residual)."""
+    return dict(config.teacher) if config.residual else None
 
 
 def denormalise(v: torch.Tensor, norm: RunningNorm, config: TrainConfig) -> torch.Tensor:
@@ -242,8 +301,10 @@ def ppo_update(
 
 
 def make_model(env: BatchedEnv, config: TrainConfig) -> MultiAgentActorCritic:
+    from policies.residual import BASE_CHANNELS
+
     model = MultiAgentActorCritic(
-        env.obs_dim,
+        env.obs_dim + (BASE_CHANNELS if config.residual else 0),
         env.num_agents,
         env.action_low[0],
         env.action_high[0],
@@ -282,7 +343,7 @@ def train(
         collectors = RayCollectors(world, config)
         env_info = collectors.env_info
     else:
-        local = Collector(world, config.num_worlds, config.seed)
+        local = Collector(world, config.num_worlds, config.seed, residual_tuning(config))
         env_info = local.env
     model = make_model(env_info, config)
     parent: dict[str, Any] = {}
@@ -400,6 +461,8 @@ def _save(
         "train_command": command,
         "train_metrics": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},
     }
+    if config.residual:
+        info["residual"] = {"base": "scripted", "tuning": dict(config.teacher)}
     if parent:
         info["parent"] = parent  # the run this one fine-tuned, and its own parents
     return checkpoint.save(out, model, info)
