@@ -33,12 +33,11 @@ def test_every_shipped_checkpoint_has_its_command_and_evaluation():
         assert (CHECKPOINTS_DIR / f"{task}.pt").stat().st_size < 2_000_000  # small enough for git
 
 
-# Not yet: these shipped policies (cloning + DAgger + PPO, 4 M robot-steps) are still below
-# their scripted baselines; the README's table gives the figures. Strict, so a checkpoint
+# Not yet: these shipped policies (cloning + DAgger + PPO) are still below their scripted
+# baselines; the README's table gives the figures. Strict, so a checkpoint
 # that starts winning fails here until its mark is removed.
 NOT_YET = {
     "pursuit": "the baseline's sweep search keeps a per-robot heading (memory) the feed-forward policy lacks",
-    "foraging": "the learned foragers still collide and deliver more slowly than the baseline",
     "coverage": "the learned team covers every landmark less often than greedy assignment",
 }
 
