@@ -37,7 +37,6 @@ def test_every_shipped_checkpoint_has_its_command_and_evaluation():
 # baselines; the README's table gives the figures. Strict, so a checkpoint
 # that starts winning fails here until its mark is removed.
 NOT_YET = {
-    "pursuit": "the baseline's sweep search keeps a per-robot heading (memory) the feed-forward policy lacks",
     "coverage": "the learned team covers every landmark less often than greedy assignment",
 }
 
