@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from policies.base import PolicyContext
-from policies.models import MultiAgentActorCritic
+from policies.models import MultiAgentActorCritic, to_unit
 from policies.residual import ScriptedTeam
 from sim_bridge.batched_env import BatchedEnv
 from worlds import WorldSpec
@@ -86,14 +86,14 @@ def _fit(model, optimizer, x: np.ndarray, y: np.ndarray, epochs: int, generator:
     average them into the obstacle). Returns the final loss over the whole set."""
     x_t = torch.as_tensor(x)
     if model.discrete:
-        target = torch.cdist(_scaled(model, torch.as_tensor(y)), _scaled(model, model.commands)).argmin(dim=1)
+        low, high = model.action_low, model.action_high  # in [-1, 1] both axes weigh alike in "nearest"
+        target = torch.cdist(to_unit(torch.as_tensor(y), low, high), to_unit(model.commands, low, high)).argmin(dim=1)
 
         def loss_of(out, idx):
             return nn.functional.cross_entropy(out, target[idx])
 
     else:
-        low, high = model.action_low.numpy(), model.action_high.numpy()
-        target = torch.as_tensor(2.0 * (y - low) / (high - low) - 1.0, dtype=torch.float32).clamp(-1, 1)
+        target = to_unit(torch.as_tensor(y, dtype=torch.float32), model.action_low, model.action_high).clamp(-1, 1)
 
         def loss_of(out, idx):
             return ((out - target[idx]) ** 2).mean()
@@ -108,8 +108,3 @@ def _fit(model, optimizer, x: np.ndarray, y: np.ndarray, epochs: int, generator:
             optimizer.step()
     with torch.no_grad():
         return float(loss_of(model.actor(model.obs_norm(x_t)), slice(None)))
-
-
-def _scaled(model, commands: torch.Tensor) -> torch.Tensor:
-    """Commands in [-1, 1] per axis, so both axes weigh alike in "nearest"."""
-    return 2.0 * (commands - model.action_low) / (model.action_high - model.action_low) - 1.0

@@ -23,7 +23,9 @@ import torch
 from torch import nn
 
 from policies import checkpoint
+from policies.base import PolicyContext
 from policies.models import MultiAgentActorCritic, RunningNorm
+from policies.residual import BASE_CHANNELS, ScriptedTeam, residual_command, residual_input
 from sim_bridge.batched_env import BatchedEnv
 from worlds import WorldSpec, load_world
 
@@ -135,13 +137,11 @@ class Collector:
         self.env = BatchedEnv(world, num_worlds, seed=seed)
         self.base = None
         if residual is not None:
-            from policies.base import PolicyContext
-            from policies.residual import ScriptedTeam
-
             context = PolicyContext.from_task(self.env.task)
             self.base = ScriptedTeam(context, self.env.agents, num_worlds, residual, seed=seed)
-        self._low = torch.as_tensor(self.env.action_low, dtype=torch.float32)
-        self._high = torch.as_tensor(self.env.action_high, dtype=torch.float32)
+        # the model's limits (robot 0's, as make_model and LearnedPolicy use), so training and serving agree
+        self._low = torch.as_tensor(self.env.action_low[0], dtype=torch.float32)
+        self._high = torch.as_tensor(self.env.action_high[0], dtype=torch.float32)
         self.base_command = None
         self.obs = self._model_input(self.env.reset(seed=seed), self.env.task.active)
         self.episode_return = np.zeros(num_worlds)
@@ -149,8 +149,6 @@ class Collector:
     @property
     def obs_dim(self) -> int:
         """Size of the model's input per robot."""
-        from policies.residual import BASE_CHANNELS
-
         return self.env.obs_dim + (BASE_CHANNELS if self.base is not None else 0)
 
     def _model_input(self, obs: np.ndarray, active: np.ndarray, worlds=None) -> torch.Tensor:
@@ -159,8 +157,6 @@ class Collector:
         raw = torch.as_tensor(obs)
         if self.base is None:
             return raw
-        from policies.residual import residual_input
-
         base = torch.as_tensor(self.base.commands(obs, active, worlds))
         if worlds is None:
             self.base_command = base
@@ -170,8 +166,6 @@ class Collector:
         command = model.to_command(action)
         if self.base is None:
             return command
-        from policies.residual import residual_command
-
         return residual_command(self.base_command, command, self._low, self._high)
 
     def collect(
@@ -301,8 +295,6 @@ def ppo_update(
 
 
 def make_model(env: BatchedEnv, config: TrainConfig) -> MultiAgentActorCritic:
-    from policies.residual import BASE_CHANNELS
-
     model = MultiAgentActorCritic(
         env.obs_dim + (BASE_CHANNELS if config.residual else 0),
         env.num_agents,
@@ -462,7 +454,7 @@ def _save(
         "train_metrics": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},
     }
     if config.residual:
-        info["residual"] = {"base": "scripted", "tuning": dict(config.teacher)}
+        info["residual"] = {"base": "scripted", "tuning": residual_tuning(config)}
     if parent:
         info["parent"] = parent  # the run this one fine-tuned, and its own parents
     return checkpoint.save(out, model, info)

@@ -59,6 +59,12 @@ def discrete_commands(low: np.ndarray, high: np.ndarray, per_axis: int) -> np.nd
     return np.stack(np.meshgrid(v, w, indexing="ij"), axis=-1).reshape(-1, 2)
 
 
+def to_unit(commands: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Commands within [low, high] → [-1, 1] per axis (the actor's action space; the
+    inverse of ``MultiAgentActorCritic.to_command`` for continuous actions)."""
+    return 2.0 * (commands - low) / (high - low) - 1.0
+
+
 class MultiAgentActorCritic(nn.Module):
     """Shared actor over one robot's observation; critic over one robot's observation
     (``centralised=False``, IPPO) or all robots' observations plus the robot's one-hot

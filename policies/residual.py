@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from policies.base import PolicyContext
+from policies.models import to_unit
 from policies.registry import make_scripted
 
 BASE_CHANNELS = 2
@@ -68,8 +69,7 @@ class ScriptedTeam:
 def residual_input(obs: torch.Tensor, base: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """The actor's input: the observation (..., D) and the baseline's command (..., 2)
     scaled to [-1, 1] per axis."""
-    unit = 2.0 * (base - low) / (high - low) - 1.0
-    return torch.cat([obs, unit.to(obs.dtype)], dim=-1)
+    return torch.cat([obs, to_unit(base, low, high).to(obs.dtype)], dim=-1)
 
 
 def residual_command(base: torch.Tensor, command: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
