@@ -22,6 +22,7 @@ from torch import nn
 from policies.base import PolicyContext
 from policies.models import MultiAgentActorCritic, to_unit
 from policies.residual import ScriptedTeam
+from policies.targets import target_controller, target_settings
 from sim_bridge.batched_env import BatchedEnv
 from worlds import WorldSpec
 
@@ -35,25 +36,38 @@ def collect_demonstrations(
     seed: int,
     learner: MultiAgentActorCritic | None = None,
     teacher: dict[str, float] | None = None,
+    targets: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(observations (M, D), baseline commands (M, 2)) of the active robots.
+    """(observations (M, D), baseline commands (M, 2)) of the active robots; with ``targets``
+    (a target controller's settings) the labels are the baseline's target choices (M,)
+    instead, and the controller drives them.
 
-    With ``learner`` the learner's deterministic commands drive and the baseline only labels
+    With ``learner`` the learner's deterministic actions drive and the baseline only labels
     (DAgger); without it the baseline drives (cloning). ``teacher`` changes the baseline's
     tuning (``policies.registry.make_scripted``).
     """
     env = BatchedEnv(world, num_worlds, seed=seed + 7919)
-    expert = ScriptedTeam(PolicyContext.from_task(env.task), env.agents, num_worlds, teacher, seed=seed)
+    context = PolicyContext.from_task(env.task)
+    expert = ScriptedTeam(context, env.agents, num_worlds, teacher, seed=seed)
+    controller = target_controller(context, targets)
     obs = env.reset()
     xs, ys = [], []
     collected = 0
     while collected < agent_steps:
         active = env.task.active
-        labels = expert.commands(obs, active)
+        if controller is None:
+            labels = expert.commands(obs, active)
+        else:
+            labels = expert.choices(obs, active, controller.config.headings)
         xs.append(obs[active])
         ys.append(labels[active])
         collected += int(active.sum())
-        commands = labels if learner is None else learner.act(torch.as_tensor(obs)).numpy()
+        # the baseline drives (cloning) or the learner does (DAgger)
+        if controller is None:
+            commands = labels if learner is None else learner.act(torch.as_tensor(obs)).numpy()
+        else:
+            picks = labels if learner is None else learner.choose(torch.as_tensor(obs)).numpy()
+            commands = controller.commands(obs, picks)
         step = env.step(commands)
         expert.reset(np.flatnonzero(step.world_done))
         obs = step.obs
@@ -66,14 +80,19 @@ def clone_scripted_baseline(model: MultiAgentActorCritic, world: WorldSpec, conf
     mean squared error (in the [-1, 1] action space) over the whole data set."""
     num_worlds = min(config.num_worlds, 32)
     teacher = config.teacher
-    x, y = collect_demonstrations(world, config.bc_agent_steps, num_worlds, config.seed, teacher=teacher)
+    targets = target_settings(config)
+    x, y = collect_demonstrations(
+        world, config.bc_agent_steps, num_worlds, config.seed, teacher=teacher, targets=targets
+    )
     model.obs_norm.update(torch.as_tensor(x))
     optimizer = torch.optim.Adam(model.actor.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(config.seed)
     loss = _fit(model, optimizer, x, y, config.bc_epochs, generator)
     for k in range(getattr(config, "dagger_rounds", 0)):
         steps = config.dagger_agent_steps or config.bc_agent_steps
-        xk, yk = collect_demonstrations(world, steps, num_worlds, config.seed + 1 + k, learner=model, teacher=teacher)
+        xk, yk = collect_demonstrations(
+            world, steps, num_worlds, config.seed + 1 + k, learner=model, teacher=teacher, targets=targets
+        )
         x, y = np.concatenate([x, xk]), np.concatenate([y, yk])
         loss = _fit(model, optimizer, x, y, config.dagger_epochs, generator)
     return loss
@@ -85,7 +104,13 @@ def _fit(model, optimizer, x: np.ndarray, y: np.ndarray, epochs: int, generator:
     actions: a classifier picks one of two ways round an obstacle where a regression would
     average them into the obstacle). Returns the final loss over the whole set."""
     x_t = torch.as_tensor(x)
-    if model.discrete:
+    if model.choices:  # target choices: classification onto the baseline's own choice
+        target = torch.as_tensor(y, dtype=torch.long)
+
+        def loss_of(out, idx):
+            return nn.functional.cross_entropy(out, target[idx])
+
+    elif model.discrete:
         low, high = model.action_low, model.action_high  # in [-1, 1] both axes weigh alike in "nearest"
         target = torch.cdist(to_unit(torch.as_tensor(y), low, high), to_unit(model.commands, low, high)).argmin(dim=1)
 

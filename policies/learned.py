@@ -11,6 +11,7 @@ import torch
 from policies import checkpoint
 from policies.base import FunctionPolicy, Policy, PolicyContext
 from policies.residual import residual_command, residual_input
+from policies.targets import target_controller
 
 ACT_MODES = ("mode", "sample")
 
@@ -39,6 +40,7 @@ class LearnedPolicy(FunctionPolicy):
                 f"{path}: trained for task {task!r}, this world's task is {context.task_name!r}"
             )
         self.base = _baseline(context, self.meta.get("residual"))
+        self.controller = target_controller(context, self.meta.get("targets"))
         size = self.meta.get("observation", {}).get("size")
         if size != context.observation_size:
             raise checkpoint.CheckpointError(
@@ -48,14 +50,21 @@ class LearnedPolicy(FunctionPolicy):
 
     @classmethod
     def from_model(
-        cls, context: PolicyContext, model, deterministic: bool = True, residual: dict | None = None
+        cls,
+        context: PolicyContext,
+        model,
+        deterministic: bool = True,
+        residual: dict | None = None,
+        targets: dict | None = None,
     ) -> LearnedPolicy:
         """Serve a model still in memory (during or right after training), no checkpoint file
-        (``residual``: the baseline tuning it corrects, as in a sidecar's ``residual``)."""
+        (``residual``: the baseline tuning it corrects, as in a sidecar's ``residual``;
+        ``targets``: its target controller's settings, as in a sidecar's ``targets``)."""
         policy = cls.__new__(cls)
         FunctionPolicy.__init__(policy, context, "learned:in-memory", policy._model_commands)
         policy.model, policy.meta, policy.path = model, {}, None
         policy.base = _baseline(context, residual)
+        policy.controller = target_controller(context, targets)
         policy.deterministic = deterministic
         policy.act_mode = "mode" if deterministic else "sample"
         policy._generator = torch.Generator().manual_seed(0)
@@ -74,6 +83,14 @@ class LearnedPolicy(FunctionPolicy):
         obs = torch.as_tensor(np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents]))
         base_commands = torch.as_tensor(np.stack([base[a] for a in agents]), dtype=torch.float32)
         low, high = self.model.action_low, self.model.action_high
+        if self.controller is not None:  # target choices, one of which is the baseline's command
+            choices = self.model.choose(
+                residual_input(obs, base_commands, low, high),
+                deterministic=self.deterministic,
+                generator=self._generator,
+            )
+            commands = self.controller.commands(obs.numpy(), choices.numpy(), base_commands.numpy())
+            return {a: commands[i] for i, a in enumerate(agents)}
         correction = self.model.act(
             residual_input(obs, base_commands, low, high), deterministic=self.deterministic, generator=self._generator
         )
@@ -83,6 +100,9 @@ class LearnedPolicy(FunctionPolicy):
     def _model_commands(self, observations: np.ndarray) -> np.ndarray:
         """Stacked observations (n, D) → commands (n, 2) from the actor."""
         obs = torch.as_tensor(observations, dtype=torch.float32)
+        if self.controller is not None:  # a target-choice policy: the controller drives to its choices
+            choices = self.model.choose(obs, deterministic=self.deterministic, generator=self._generator)
+            return self.controller.commands(observations, choices.numpy())
         return self.model.act(obs, deterministic=self.deterministic, generator=self._generator).numpy()
 
 

@@ -4,8 +4,10 @@ vectorised engine (``sim_bridge.batched_env``). One typed configuration, seeded;
 TensorBoard; a progress bar shows the live return and success.
 
 Optionally (``bc_agent_steps``) the actor starts from the task's scripted baseline
-(behaviour cloning on its demonstrations) and PPO improves it from there; and
-(``workers``) rollouts are collected by Ray actors (``policies.distributed``).
+(behaviour cloning on its demonstrations) and PPO improves it from there; (``residual``)
+the actor corrects the baseline's commands (``policies.residual``); (``targets``) it chooses
+targets that a fixed controller drives to (``policies.targets``); and (``workers``) rollouts
+are collected by Ray actors (``policies.distributed``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from policies import checkpoint
 from policies.base import PolicyContext
 from policies.models import MultiAgentActorCritic, RunningNorm
 from policies.residual import BASE_CHANNELS, ScriptedTeam, residual_command, residual_input
+from policies.targets import BASELINE_LOGIT, target_controller, target_settings
 from sim_bridge.batched_env import BatchedEnv
 from worlds import WorldSpec, load_world
 
@@ -78,6 +81,13 @@ class TrainConfig:
     """Learn a correction to the scripted baseline's command (tuned by ``teacher``) instead
     of the command itself (``policies.residual``): the run starts from the baseline's team.
     Pair it with a small ``init_log_std`` (the baseline plus wide noise is a weak start)."""
+    targets: bool = False
+    """Choose targets instead of commands (``policies.targets``): each robot's action is which
+    landmark in view to drive to, or which heading to search along, and a fixed controller
+    (the baseline's driving) turns it into a command. For assignment tasks (coverage). With
+    ``residual`` the baseline's own command is one more choice, the one the actor starts on."""
+    target_headings: int = 8
+    """Search headings a target-choice actor can pick from."""
     critic_warmup_iterations: int = 0
     """PPO iterations that train only the critic (after cloning, so the actor is kept)."""
     init_checkpoint: str = ""
@@ -99,6 +109,10 @@ class TrainConfig:
             raise ValueError(
                 "residual starts from the baseline itself: it takes continuous actions and no cloning "
                 "(bc_agent_steps 0, discrete_per_axis 0)"
+            )
+        if self.targets and self.discrete_per_axis:
+            raise ValueError(
+                "targets replaces the action space with target choices: no command grid (discrete_per_axis 0)"
             )
 
 
@@ -131,14 +145,24 @@ class Collector:
 
     With ``residual`` (the baseline's tuning, ``{}`` for the default) the model corrects the
     scripted baseline's commands (``policies.residual``): its input is the observation and
-    the baseline's command, and what the env gets is their sum."""
+    the baseline's command, and what the env gets is their sum. With ``targets`` (a sidecar's
+    ``targets`` entry) the model's actions are target choices that a ``TargetController``
+    turns into commands."""
 
-    def __init__(self, world: WorldSpec, num_worlds: int, seed: int, residual: dict[str, float] | None = None):
+    def __init__(
+        self,
+        world: WorldSpec,
+        num_worlds: int,
+        seed: int,
+        residual: dict[str, float] | None = None,
+        targets: dict | None = None,
+    ):
         self.env = BatchedEnv(world, num_worlds, seed=seed)
         self.base = None
+        context = PolicyContext.from_task(self.env.task)
         if residual is not None:
-            context = PolicyContext.from_task(self.env.task)
             self.base = ScriptedTeam(context, self.env.agents, num_worlds, residual, seed=seed)
+        self.controller = target_controller(context, targets)
         # the model's limits (robot 0's, as make_model and LearnedPolicy use), so training and serving agree
         self._low = torch.as_tensor(self.env.action_low[0], dtype=torch.float32)
         self._high = torch.as_tensor(self.env.action_high[0], dtype=torch.float32)
@@ -163,6 +187,10 @@ class Collector:
         return residual_input(raw, base, self._low, self._high)
 
     def _command(self, model: MultiAgentActorCritic, action: torch.Tensor) -> torch.Tensor:
+        if self.controller is not None:
+            raw = self.obs[..., : self.env.obs_dim].numpy()
+            base = None if self.base_command is None else self.base_command.numpy()
+            return torch.as_tensor(self.controller.commands(raw, action.numpy(), base))
         command = model.to_command(action)
         if self.base is None:
             return command
@@ -303,11 +331,20 @@ def make_model(env: BatchedEnv, config: TrainConfig) -> MultiAgentActorCritic:
         hidden=config.hidden,
         centralised=config.algo == "mappo",
         discrete_per_axis=config.discrete_per_axis,
+        choices=_num_choices(env, config),
     )
     if not model.discrete:
         with torch.no_grad():
             model.log_std.fill_(config.init_log_std)
+    if config.targets and config.residual:  # start by following the baseline
+        with torch.no_grad():
+            model.actor[-1].bias[-1] = BASELINE_LOGIT
     return model
+
+
+def _num_choices(env: BatchedEnv, config: TrainConfig) -> int:
+    controller = target_controller(PolicyContext.from_task(env.task), target_settings(config))
+    return 0 if controller is None else controller.num_choices
 
 
 def train(
@@ -335,7 +372,7 @@ def train(
         collectors = RayCollectors(world, config)
         env_info = collectors.env_info
     else:
-        local = Collector(world, config.num_worlds, config.seed, residual_tuning(config))
+        local = Collector(world, config.num_worlds, config.seed, residual_tuning(config), target_settings(config))
         env_info = local.env
     model = make_model(env_info, config)
     parent: dict[str, Any] = {}
@@ -444,7 +481,7 @@ def _save(
         "agents": env.agents,
         "observation": {"size": env.obs_dim, "layout": layout},
         "action": {
-            "type": "discrete" if model.discrete else "continuous",
+            "type": "targets" if config.targets else "discrete" if model.discrete else "continuous",
             "layout": env.task.action_layout(),
             "low": env.action_low[0].tolist(),
             "high": env.action_high[0].tolist(),
@@ -455,6 +492,8 @@ def _save(
     }
     if config.residual:
         info["residual"] = {"base": "scripted", "tuning": residual_tuning(config)}
+    if config.targets:
+        info["targets"] = target_settings(config)
     if parent:
         info["parent"] = parent  # the run this one fine-tuned, and its own parents
     return checkpoint.save(out, model, info)

@@ -69,7 +69,9 @@ class MultiAgentActorCritic(nn.Module):
     """Shared actor over one robot's observation; critic over one robot's observation
     (``centralised=False``, IPPO) or all robots' observations plus the robot's one-hot
     index (``centralised=True``, MAPPO). Continuous actions: a Gaussian in [-1, 1] scaled to
-    the limits; discrete: a categorical over a grid of commands."""
+    the limits; discrete: a categorical over a grid of commands; ``choices`` > 0: a
+    categorical over that many choices that are not commands (``policies.targets`` turns
+    them into commands; ``choose`` gives them, ``act`` does not apply)."""
 
     def __init__(
         self,
@@ -80,18 +82,24 @@ class MultiAgentActorCritic(nn.Module):
         hidden: int = 128,
         centralised: bool = True,
         discrete_per_axis: int = 0,
+        choices: int = 0,
     ):
         super().__init__()
         self.obs_dim, self.num_agents = obs_dim, num_agents
         self.centralised = centralised
-        self.discrete = discrete_per_axis > 0
+        if discrete_per_axis > 0 and choices > 0:
+            raise ValueError("a model has a grid of commands (discrete_per_axis) or choices, not both")
+        self.choices = choices
+        self.discrete = discrete_per_axis > 0 or choices > 0
         low = np.asarray(action_low, dtype=np.float32).reshape(-1)[:2]
         high = np.asarray(action_high, dtype=np.float32).reshape(-1)[:2]
         self.register_buffer("action_low", torch.as_tensor(low))
         self.register_buffer("action_high", torch.as_tensor(high))
         self.obs_norm = RunningNorm(obs_dim)
         critic_in = obs_dim * num_agents + num_agents if centralised else obs_dim
-        if self.discrete:
+        if choices > 0:
+            self.actor = mlp(obs_dim, hidden, choices, 0.01)
+        elif self.discrete:
             grid = discrete_commands(low, high, discrete_per_axis)
             self.register_buffer("commands", torch.as_tensor(grid, dtype=torch.float32))
             self.actor = mlp(obs_dim, hidden, len(grid), 0.01)
@@ -136,6 +144,10 @@ class MultiAgentActorCritic(nn.Module):
 
     def to_command(self, action: torch.Tensor) -> torch.Tensor:
         """A sampled action → (v, ω) command within limits."""
+        if self.choices:
+            raise ValueError(
+                "this model's actions are choices, not commands: policies.targets turns them into commands"
+            )
         if self.discrete:
             return self.commands[action.long()]
         unit = torch.clamp(action, -1.0, 1.0)
@@ -148,6 +160,14 @@ class MultiAgentActorCritic(nn.Module):
         """Raw observations (..., D) of any robots → commands (..., 2) (no critic needed):
         the most likely action, or (``deterministic=False``) one drawn from the policy, from
         ``generator`` when given (reproducible draws)."""
+        return self.to_command(self.choose(obs, deterministic, generator))
+
+    @torch.no_grad()
+    def choose(
+        self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Raw observations (..., D) → actions as the policy samples them (before
+        ``to_command``), chosen as in ``act``."""
         dist = self._dist(self.obs_norm(obs))
         if deterministic:
             action = dist.probs.argmax(-1) if self.discrete else dist.mean
@@ -157,10 +177,11 @@ class MultiAgentActorCritic(nn.Module):
         else:
             noise = torch.randn(dist.mean.shape, generator=generator)
             action = dist.mean + dist.stddev * noise
-        return self.to_command(action)
+        return action
 
     def spec(self) -> dict:
         """Constructor arguments, for the checkpoint's sidecar."""
+        extra = {"choices": self.choices} if self.choices else {}
         return {
             "obs_dim": self.obs_dim,
             "num_agents": self.num_agents,
@@ -168,7 +189,8 @@ class MultiAgentActorCritic(nn.Module):
             "action_high": self.action_high.tolist(),
             "hidden": self.actor[0].out_features,
             "centralised": self.centralised,
-            "discrete_per_axis": round(len(self.commands) ** 0.5) if self.discrete else 0,
+            "discrete_per_axis": round(len(self.commands) ** 0.5) if self.discrete and not self.choices else 0,
+            **extra,
         }
 
 

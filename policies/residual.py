@@ -65,6 +65,19 @@ class ScriptedTeam:
                     out[b, i] = acts[a]
         return out
 
+    def choices(self, obs: np.ndarray, active: np.ndarray, headings: int) -> np.ndarray:
+        """(B, N) the baselines' decisions as target choices (``policies.targets``) for ``obs``
+        (B, N, D) of the ``active`` (B, N) robots (0 elsewhere); for baselines that decide by
+        choosing targets (coverage)."""
+        out = np.zeros(obs.shape[:2], dtype=np.int64)
+        for b, policy in enumerate(self.policies):
+            if not hasattr(policy, "choices"):
+                raise ValueError(f"the {policy.context.task_name} baseline does not decide by choosing targets")
+            picked = policy.choices({a: obs[b, i] for i, a in enumerate(self.agents) if active[b, i]}, headings)
+            for i, a in enumerate(self.agents):
+                out[b, i] = picked.get(a, 0)
+        return out
+
 
 def residual_input(obs: torch.Tensor, base: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """The actor's input: the observation (..., D) and the baseline's command (..., 2)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from policies.base import Policy, PolicyContext
+from policies.targets import cap_speed, drive_to, separation_push
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,9 @@ class CoverageConfig:
     """Commanded speed (m/s) per metre to the target, capped at the speed limit."""
     stop_m: float = 0.05
     """Closer than this to its landmark the robot stops."""
-    explore_mps: float = 0.6
-    """Speed when moving away from neighbours to look for landmarks."""
+    explore_mps: float = 1.0
+    """Speed of the search (the disc's speed limit: on 100 training episodes a search at 0.6 m/s
+    covered everything in 65 % of them, at 0.8 m/s 74 %, at 1.0 m/s 79 %)."""
     separation_m: float = 0.5
     """Centre-to-centre distance below which a neighbour pushes the robot away."""
     separation_gain: float = 1.0
@@ -60,12 +62,22 @@ class CoveragePolicy(Policy):
             raise ValueError("the greedy coverage policy needs lidar in the observation")
         self._dirs = np.stack([np.cos(context.lidar_angles), np.sin(context.lidar_angles)], axis=-1)
         self._explore: dict[str, np.ndarray] = {}
+        self._lm_slots = range((self._lm.stop - self._lm.start) // 4)
+        self._last: dict[str, _Decision] = {}
 
     def reset(self, seed: int | None = None) -> None:
         self._explore = {}
+        self._last = {}
 
     def act(self, observations: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {agent: self._act_one(agent, np.asarray(obs, dtype=float)) for agent, obs in observations.items()}
+
+    def choices(self, observations: Mapping[str, np.ndarray], headings: int) -> dict[str, int]:
+        """What the baseline decides this step, as a target choice of ``policies.targets``
+        (the landmark slot it drives to, or the nearest of ``headings`` search headings to
+        its search direction); it steps the baseline as ``act`` does."""
+        self.act(observations)
+        return {agent: self._last[agent].choice(len(self._lm_slots), headings) for agent in observations}
 
     def _act_one(self, agent: str, obs: np.ndarray) -> np.ndarray:
         cfg = self.config
@@ -90,24 +102,18 @@ class CoveragePolicy(Policy):
             target = None
 
         if target is not None:
-            rel = lm[target, :2]
-            dist = float(np.linalg.norm(rel))
-            desired = np.zeros(2) if dist < cfg.stop_m else rel * min(cfg.gain, lim.max_linear_speed_mps / dist)
+            desired = drive_to(lm[target, :2], cfg.gain, cfg.stop_m, lim.max_linear_speed_mps)
             self._explore.pop(agent, None)
+            self._last[agent] = _Decision(slot=target)
         else:
-            desired = cfg.explore_mps * self._explore_direction(agent, nb, lm, self._walls(obs, nb))
+            direction = self._explore_direction(agent, nb, lm, self._walls(obs, nb))
+            desired = cfg.explore_mps * direction
+            self._last[agent] = _Decision(direction=direction)
 
-        if len(nb):
-            rel, gap = nb[:, :2], np.maximum(np.linalg.norm(nb[:, :2], axis=1), 1e-6)
-            push = np.clip(1.0 - gap / cfg.separation_m, 0.0, None)
-            desired -= cfg.separation_gain * (push[:, None] * rel / gap[:, None]).sum(axis=0)
-
-        speed = float(np.linalg.norm(desired))
-        if speed > lim.max_linear_speed_mps:
-            desired *= lim.max_linear_speed_mps / speed
+        desired = desired + separation_push(nb[:, :2], np.ones(len(nb)), cfg.separation_m, cfg.separation_gain)
         lo = np.array([lim.min_linear_speed_mps, -lim.max_angular_speed_radps])
         hi = np.array([lim.max_linear_speed_mps, lim.max_angular_speed_radps])
-        return np.clip(desired, lo, hi).astype(np.float32)
+        return cap_speed(desired, lim.max_linear_speed_mps, lo, hi).astype(np.float32)
 
     def _walls(self, obs: np.ndarray, nb: np.ndarray) -> np.ndarray:
         """Unit vectors (robot frame) toward lidar returns nearer than ``wall_m`` that no
@@ -138,6 +144,21 @@ class CoveragePolicy(Policy):
         direction = direction / max(float(np.linalg.norm(direction)), 1e-6)
         self._explore[agent] = direction
         return direction
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """One robot's decision in a step: a landmark slot to drive to, or a search direction."""
+
+    slot: int | None = None
+    direction: np.ndarray | None = None
+
+    def choice(self, slots: int, headings: int) -> int:
+        """As a target choice: the slot, or ``slots`` + the nearest heading's index."""
+        if self.slot is not None:
+            return self.slot
+        angle = float(np.arctan2(self.direction[1], self.direction[0]))
+        return slots + round(angle / (2.0 * np.pi / headings)) % headings
 
 
 def _greedy_target(d: np.ndarray) -> int | None:

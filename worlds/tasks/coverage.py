@@ -14,7 +14,8 @@ Observation of one robot (body frame, SI units):
 Reward per control step and robot: ``progress`` × the decrease of the team's cost, the mean
 over landmarks of the distance to the nearest robot (m; shared); ``covered`` × the fraction
 of landmarks covered (shared); ``holding`` if the robot itself covers a landmark as the
-robot nearest to it; ``-collision_penalty`` on each new contact. Episodes run to the time
+robot nearest to it; ``complete`` while every landmark is covered (shared: the success
+criterion as a reward); ``-collision_penalty`` on each new contact. Episodes run to the time
 limit: holding the landmarks is part of the task.
 
 A landmark is covered when a robot is within ``cover_radius_m`` of it. Episode metrics:
@@ -51,6 +52,7 @@ class CoverageReward(Spec):
     progress: NonNegativeFloat = 1.0
     covered: NonNegativeFloat = 0.05
     holding: NonNegativeFloat = 0.02
+    complete: NonNegativeFloat = 0.0
     collision_penalty: NonNegativeFloat = 2.0
 
 
@@ -359,7 +361,7 @@ class CoverageTask(Task):
         fraction = self.covered.mean(axis=1)
         new_contact = snap.contacts & ~self._last_contact
         rewards = (
-            (w.progress * (self._last_cost - cost) + w.covered * fraction)[:, None]
+            (w.progress * (self._last_cost - cost) + w.covered * fraction + w.complete * (fraction >= 1.0))[:, None]
             + w.holding * self.holding
             - w.collision_penalty * new_contact
         )
