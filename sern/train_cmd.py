@@ -85,6 +85,14 @@ def run(args: argparse.Namespace) -> int:
             make_scripted(PolicyContext.from_task(make_task(world)), config.teacher)
         except (PolicyError, TypeError) as err:
             raise UsageError(f"--set teacher.*: {err}") from None
+    if config.targets:  # target choices need a task whose observation lists landmarks
+        from policies.base import PolicyContext
+        from policies.targets import target_controller, target_settings
+
+        try:
+            target_controller(PolicyContext.from_task(make_task(world)), target_settings(config))
+        except ValueError as err:
+            raise UsageError(f"--set targets=true: {err}") from None
     out = args.out or Path("runs/train") / world.name
     command = "sern " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("sern") else ""
     result = train(world, config, out=out, progress=not args.quiet, log_dir=out.parent / "tensorboard", command=command)

@@ -72,6 +72,20 @@ def test_bad_inputs_exit_2_with_a_message_not_a_traceback(tmp_path, navigation_d
     assert not (tmp_path / "x" / "metrics.json").exists()
 
 
+def test_train_refuses_settings_that_cannot_work_with_exit_2(tmp_path):
+    cases = [
+        (("navigation", "--set", "targets=true"), "the navigation task's has no landmarks"),
+        (("coverage", "--set", "targets=true", "--set", "discrete_per_axis=3"), "no command grid"),
+        (("coverage", "--set", "learning_rat=0.1"), "--set learning_rat: not a training setting"),
+    ]
+    for args, message in cases:
+        res = _sern("train", *args, "--steps", "1", "--out", str(tmp_path / "x"))
+        assert res.returncode == 2, (args, res.stderr)
+        assert message in res.stderr, (args, res.stderr)
+        assert "Traceback" not in res.stderr
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_a_backend_that_cannot_run_the_world_exits_2_naming_the_key(tmp_path, navigation_data):
     navigation_data["backend"] = "unity"
     unity = write_world(tmp_path, navigation_data, "unity.yaml")
