@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python benchmarks/site_link.py
 	$(BIN)/python benchmarks/engine_vs_vmas.py
 	$(BIN)/python benchmarks/learned_vs_scripted.py
+	$(BIN)/python benchmarks/coverage_view.py
 	$(BIN)/python benchmarks/train_vs_sb3.py
 
 clean:

@@ -25,6 +25,7 @@ class _Worker:
 
     def __init__(self, world_data: dict, source: str, config_dict: dict, seed: int):
         from policies.mappo import Collector, TrainConfig, make_model, residual_tuning
+        from policies.steering import steering_settings
         from policies.targets import target_settings
         from worlds import load_world_data
 
@@ -32,7 +33,12 @@ class _Worker:
         self.config = TrainConfig(**config_dict)
         world = load_world_data(world_data, source)
         self.collector = Collector(
-            world, self.config.num_worlds, seed, residual_tuning(self.config), target_settings(self.config)
+            world,
+            self.config.num_worlds,
+            seed,
+            residual_tuning(self.config),
+            target_settings(self.config),
+            steering_settings(self.config),
         )
         self.model = make_model(self.collector.env, self.config)
         self.value_norm = RunningNorm(1, clip=1e6)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from policies import checkpoint
+from policies import checkpoint, steering
 from policies.base import FunctionPolicy, Policy, PolicyContext
 from policies.residual import residual_command, residual_input
 from policies.targets import target_controller
@@ -39,8 +39,10 @@ class LearnedPolicy(FunctionPolicy):
             raise checkpoint.CheckpointError(
                 f"{path}: trained for task {task!r}, this world's task is {context.task_name!r}"
             )
-        self.base = _baseline(context, self.meta.get("residual"))
+        self.base = _baseline(context, self.meta.get("residual"), self.meta.get("steering"))
         self.controller = target_controller(context, self.meta.get("targets"))
+        self.headings = _headings(self.meta.get("steering"))
+        self.steer_on = (self.meta.get("steering") or {}).get("on", "search")
         size = self.meta.get("observation", {}).get("size")
         if size != context.observation_size:
             raise checkpoint.CheckpointError(
@@ -56,15 +58,19 @@ class LearnedPolicy(FunctionPolicy):
         deterministic: bool = True,
         residual: dict | None = None,
         targets: dict | None = None,
+        steering: dict | None = None,
     ) -> LearnedPolicy:
         """Serve a model still in memory (during or right after training), no checkpoint file
         (``residual``: the baseline tuning it corrects, as in a sidecar's ``residual``;
-        ``targets``: its target controller's settings, as in a sidecar's ``targets``)."""
+        ``targets``: its target controller's settings, as in a sidecar's ``targets``;
+        ``steering``: the baseline it steers, as in a sidecar's ``steering``)."""
         policy = cls.__new__(cls)
         FunctionPolicy.__init__(policy, context, "learned:in-memory", policy._model_commands)
         policy.model, policy.meta, policy.path = model, {}, None
-        policy.base = _baseline(context, residual)
+        policy.base = _baseline(context, residual, steering)
         policy.controller = target_controller(context, targets)
+        policy.headings = _headings(steering)
+        policy.steer_on = (steering or {}).get("on", "search")
         policy.deterministic = deterministic
         policy.act_mode = "mode" if deterministic else "sample"
         policy._generator = torch.Generator().manual_seed(0)
@@ -83,6 +89,14 @@ class LearnedPolicy(FunctionPolicy):
         obs = torch.as_tensor(np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents]))
         base_commands = torch.as_tensor(np.stack([base[a] for a in agents]), dtype=torch.float32)
         low, high = self.model.action_low, self.model.action_high
+        if self.headings is not None:  # steering: the baseline drives; the choice is where it searches next
+            choices = self.model.choose(
+                residual_input(obs, base_commands, low, high),
+                deterministic=self.deterministic,
+                generator=self._generator,
+            )
+            steering.steer(self.base, agents, choices.tolist(), self.headings, self.steer_on)
+            return base
         if self.controller is not None:  # target choices, one of which is the baseline's command
             choices = self.model.choose(
                 residual_input(obs, base_commands, low, high),
@@ -106,10 +120,24 @@ class LearnedPolicy(FunctionPolicy):
         return self.model.act(obs, deterministic=self.deterministic, generator=self._generator).numpy()
 
 
-def _baseline(context: PolicyContext, residual: dict | None) -> Policy | None:
-    """The scripted baseline a residual checkpoint corrects (None: not residual)."""
-    if residual is None:
+def _baseline(context: PolicyContext, residual: dict | None, steering_entry: dict | None = None) -> Policy | None:
+    """The scripted baseline a residual checkpoint corrects or a steering one steers (None:
+    neither)."""
+    if residual is None and steering_entry is None:
         return None
     from policies.registry import make_scripted
 
-    return make_scripted(context, residual.get("tuning"))
+    base = make_scripted(context, (residual or {}).get("tuning"))
+    if steering_entry is not None:
+        try:
+            steering.check_steerable(base)
+        except ValueError as err:
+            raise checkpoint.CheckpointError(str(err)) from None
+    return base
+
+
+def _headings(steering_entry: dict | None) -> np.ndarray | None:
+    """Search heading vectors of a steering checkpoint (None: it does not steer)."""
+    if steering_entry is None:
+        return None
+    return steering.heading_vectors(int(steering_entry.get("headings", 8)))

@@ -28,6 +28,7 @@ from policies import checkpoint
 from policies.base import PolicyContext
 from policies.models import MultiAgentActorCritic, RunningNorm
 from policies.residual import BASE_CHANNELS, ScriptedTeam, residual_command, residual_input
+from policies.steering import KEEP_LOGITS, STEER_ON, check_steerable, heading_vectors, num_choices, steering_settings
 from policies.targets import BASELINE_LOGIT, target_controller, target_settings
 from sim_bridge.batched_env import BatchedEnv
 from worlds import WorldSpec, load_world
@@ -87,7 +88,14 @@ class TrainConfig:
     (the baseline's driving) turns it into a command. For assignment tasks (coverage). With
     ``residual`` the baseline's own command is one more choice, the one the actor starts on."""
     target_headings: int = 8
-    """Search headings a target-choice actor can pick from."""
+    """Search headings a target-choice (or steering) actor can pick from."""
+    steer_search: bool = False
+    """Run the scripted baseline and learn only where it searches (``policies.steering``):
+    each searching robot's choice is to keep its search heading or take one of
+    ``target_headings``. For coverage; no cloning, targets or residual with it."""
+    steer_on: str = "search"
+    """When a steering choice counts: every step a robot searches (``search``), or only when
+    its search direction is set anew (``turns``: a search begins, a wall turns it)."""
     critic_warmup_iterations: int = 0
     """PPO iterations that train only the critic (after cloning, so the actor is kept)."""
     init_checkpoint: str = ""
@@ -110,6 +118,13 @@ class TrainConfig:
                 "residual starts from the baseline itself: it takes continuous actions and no cloning "
                 "(bc_agent_steps 0, discrete_per_axis 0)"
             )
+        if self.steer_search and (self.targets or self.residual or self.bc_agent_steps or self.discrete_per_axis):
+            raise ValueError(
+                "steer_search runs the baseline itself and learns only its search headings: no targets, "
+                "residual, cloning (bc_agent_steps) or command grid (discrete_per_axis) with it"
+            )
+        if self.steer_on not in STEER_ON:
+            raise ValueError(f"steer_on must be one of {', '.join(STEER_ON)}, got {self.steer_on!r}")
         if self.targets and self.discrete_per_axis:
             raise ValueError(
                 "targets replaces the action space with target choices: no command grid (discrete_per_axis 0)"
@@ -138,6 +153,8 @@ class Rollout:
     mask: torch.Tensor
     next_obs: torch.Tensor  # (B, N, D)
     episodes: list[dict[str, float]]
+    policy_mask: torch.Tensor | None = None
+    """(T, B, N) where the actor's choice counted (steering: searching robots); None: as ``mask``."""
 
 
 class Collector:
@@ -156,13 +173,19 @@ class Collector:
         seed: int,
         residual: dict[str, float] | None = None,
         targets: dict | None = None,
+        steering: dict | None = None,
     ):
         self.env = BatchedEnv(world, num_worlds, seed=seed)
         self.base = None
         context = PolicyContext.from_task(self.env.task)
-        if residual is not None:
+        if residual is not None or steering is not None:
             self.base = ScriptedTeam(context, self.env.agents, num_worlds, residual, seed=seed)
         self.controller = target_controller(context, targets)
+        self.headings = None
+        if steering is not None:
+            check_steerable(self.base.policies[0])
+            self.headings = heading_vectors(int(steering["headings"]))
+            self.steer_on = steering.get("on", "search")
         # the model's limits (robot 0's, as make_model and LearnedPolicy use), so training and serving agree
         self._low = torch.as_tensor(self.env.action_low[0], dtype=torch.float32)
         self._high = torch.as_tensor(self.env.action_high[0], dtype=torch.float32)
@@ -187,6 +210,9 @@ class Collector:
         return residual_input(raw, base, self._low, self._high)
 
     def _command(self, model: MultiAgentActorCritic, action: torch.Tensor) -> torch.Tensor:
+        if self.headings is not None:  # steering: the baseline drives, the choice is its next search heading
+            self.base.steer(action.numpy(), self.headings, self.steer_on)
+            return self.base_command
         if self.controller is not None:
             raw = self.obs[..., : self.env.obs_dim].numpy()
             base = None if self.base_command is None else self.base_command.numpy()
@@ -211,8 +237,13 @@ class Collector:
             "val": torch.zeros((steps, B, N)),
             "mask": torch.zeros((steps, B, N)),
         }
+        if self.headings is not None:
+            buf["policy_mask"] = torch.zeros((steps, B, N))
         episodes = []
         for t in range(steps):
+            if self.headings is not None:  # the choice counts for robots searching now
+                counts = self.base.choosing(self.steer_on) & env.task.active
+                buf["policy_mask"][t] = torch.as_tensor(counts, dtype=torch.float32)
             with torch.no_grad():
                 action, logp, _, value = model.get_action_and_value(self.obs)
                 command = self._command(model, action)
@@ -265,6 +296,7 @@ def ppo_update(
     done = torch.cat([r.done for r in rollouts], dim=1)
     val = torch.cat([r.val for r in rollouts], dim=1)
     mask = torch.cat([r.mask for r in rollouts], dim=1)
+    policy_mask = torch.cat([r.mask if r.policy_mask is None else r.policy_mask for r in rollouts], dim=1)
     next_obs = torch.cat([r.next_obs for r in rollouts], dim=0)
     T, B, N = rew.shape
     with torch.no_grad():
@@ -289,8 +321,8 @@ def ppo_update(
     def flat(x):
         return x.reshape(T * B, *x.shape[2:])
 
-    b_obs, b_act, b_logp, b_adv, b_target, b_mask = map(flat, (obs, act, logp, adv, target, mask))
-    active = b_adv[b_mask.bool()]
+    b_obs, b_act, b_logp, b_adv, b_target, b_mask, b_pmask = map(flat, (obs, act, logp, adv, target, mask, policy_mask))
+    active = b_adv[b_pmask.bool()] if b_pmask.any() else b_adv[b_mask.bool()]
     b_adv = (b_adv - active.mean()) / (active.std() + 1e-8)
     size = T * B
     mb = max(1, size // config.minibatches)
@@ -299,15 +331,15 @@ def ppo_update(
         perm = torch.randperm(size)
         for start in range(0, size, mb):
             idx = perm[start : start + mb]
-            m = b_mask[idx]
-            denom = m.sum().clamp(min=1.0)
+            m, pm = b_mask[idx], b_pmask[idx]
+            denom, pdenom = m.sum().clamp(min=1.0), pm.sum().clamp(min=1.0)
             _, new_logp, entropy, new_value = model.get_action_and_value(b_obs[idx], b_act[idx])
             ratio = (new_logp - b_logp[idx]).exp()
             a = b_adv[idx]
             pg = torch.max(-a * ratio, -a * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef))
-            pg_loss = (pg * m).sum() / denom
+            pg_loss = (pg * pm).sum() / pdenom
             v_loss = 0.5 * (((new_value - b_target[idx]) ** 2) * m).sum() / denom
-            ent = (entropy * m).sum() / denom
+            ent = (entropy * pm).sum() / pdenom
             loss = config.vf_coef * v_loss
             if train_actor:
                 loss = loss + pg_loss - config.ent_coef * ent
@@ -316,7 +348,7 @@ def ppo_update(
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             with torch.no_grad():
-                approx_kl = (((ratio - 1) - (new_logp - b_logp[idx])) * m).sum() / denom
+                approx_kl = (((ratio - 1) - (new_logp - b_logp[idx])) * pm).sum() / pdenom
             stats.append((pg_loss.item(), v_loss.item(), ent.item(), approx_kl.item()))
     s = np.mean(stats, axis=0)
     return {"policy_loss": float(s[0]), "value_loss": float(s[1]), "entropy": float(s[2]), "approx_kl": float(s[3])}
@@ -324,7 +356,7 @@ def ppo_update(
 
 def make_model(env: BatchedEnv, config: TrainConfig) -> MultiAgentActorCritic:
     model = MultiAgentActorCritic(
-        env.obs_dim + (BASE_CHANNELS if config.residual else 0),
+        env.obs_dim + (BASE_CHANNELS if config.residual or config.steer_search else 0),
         env.num_agents,
         env.action_low[0],
         env.action_high[0],
@@ -339,10 +371,15 @@ def make_model(env: BatchedEnv, config: TrainConfig) -> MultiAgentActorCritic:
     if config.targets and config.residual:  # start by following the baseline
         with torch.no_grad():
             model.actor[-1].bias[-1] = BASELINE_LOGIT
+    if config.steer_search:  # start by keeping the baseline's search headings
+        with torch.no_grad():
+            model.actor[-1].bias[0] = KEEP_LOGITS[config.steer_on]
     return model
 
 
 def _num_choices(env: BatchedEnv, config: TrainConfig) -> int:
+    if config.steer_search:
+        return num_choices(steering_settings(config))
     controller = target_controller(PolicyContext.from_task(env.task), target_settings(config))
     return 0 if controller is None else controller.num_choices
 
@@ -372,7 +409,14 @@ def train(
         collectors = RayCollectors(world, config)
         env_info = collectors.env_info
     else:
-        local = Collector(world, config.num_worlds, config.seed, residual_tuning(config), target_settings(config))
+        local = Collector(
+            world,
+            config.num_worlds,
+            config.seed,
+            residual_tuning(config),
+            target_settings(config),
+            steering_settings(config),
+        )
         env_info = local.env
     model = make_model(env_info, config)
     parent: dict[str, Any] = {}
@@ -481,7 +525,7 @@ def _save(
         "agents": env.agents,
         "observation": {"size": env.obs_dim, "layout": layout},
         "action": {
-            "type": "targets" if config.targets else "discrete" if model.discrete else "continuous",
+            "type": _action_type(config, model),
             "layout": env.task.action_layout(),
             "low": env.action_low[0].tolist(),
             "high": env.action_high[0].tolist(),
@@ -494,9 +538,19 @@ def _save(
         info["residual"] = {"base": "scripted", "tuning": residual_tuning(config)}
     if config.targets:
         info["targets"] = target_settings(config)
+    if config.steer_search:
+        info["steering"] = steering_settings(config)
     if parent:
         info["parent"] = parent  # the run this one fine-tuned, and its own parents
     return checkpoint.save(out, model, info)
+
+
+def _action_type(config: TrainConfig, model: MultiAgentActorCritic) -> str:
+    if config.steer_search:
+        return "steering"
+    if config.targets:
+        return "targets"
+    return "discrete" if model.discrete else "continuous"
 
 
 class _NoBar:

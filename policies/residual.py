@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import torch
 
+from policies import steering
 from policies.base import PolicyContext
 from policies.models import to_unit
 from policies.registry import make_scripted
@@ -77,6 +78,15 @@ class ScriptedTeam:
             for i, a in enumerate(self.agents):
                 out[b, i] = picked.get(a, 0)
         return out
+
+    def choosing(self, on: str) -> np.ndarray:
+        """(B, N) bool: a steering choice counts for the robot now (``policies.steering``)."""
+        return np.stack([steering.choosing(policy, self.agents, on) for policy in self.policies])
+
+    def steer(self, choices: np.ndarray, headings: np.ndarray, on: str) -> None:
+        """Apply steering choices (B, N) where they count (``policies.steering``)."""
+        for b, policy in enumerate(self.policies):
+            steering.steer(policy, self.agents, choices[b], headings, on)
 
 
 def residual_input(obs: torch.Tensor, base: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:

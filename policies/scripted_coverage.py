@@ -79,6 +79,28 @@ class CoveragePolicy(Policy):
         self.act(observations)
         return {agent: self._last[agent].choice(len(self._lm_slots), headings) for agent in observations}
 
+    def searching(self, agent: str) -> bool:
+        """Whether the robot's last decision was a search (it has no landmark of its own)."""
+        last = self._last.get(agent)
+        return last is not None and last.direction is not None
+
+    def turning(self, agent: str) -> bool:
+        """Whether the robot's last decision set a search direction anew: it started a search
+        or bounced off a wall."""
+        last = self._last.get(agent)
+        return last is not None and last.turned
+
+    def steer(self, agent: str, direction: np.ndarray) -> None:
+        """Set a searching robot's search direction (robot frame; any length): from its next
+        step it runs that way, bouncing off walls as before. Ignored for a robot not searching."""
+        if not self.searching(agent):
+            return
+        direction = np.asarray(direction, dtype=float)
+        norm = float(np.linalg.norm(direction))
+        if norm < 1e-9:
+            raise ValueError(f"a search direction needs a length, got {direction.tolist()}")
+        self._explore[agent] = direction / norm
+
     def _act_one(self, agent: str, obs: np.ndarray) -> np.ndarray:
         cfg = self.config
         lim = self.context.limits[agent]
@@ -106,9 +128,11 @@ class CoveragePolicy(Policy):
             self._explore.pop(agent, None)
             self._last[agent] = _Decision(slot=target)
         else:
+            before = self._explore.get(agent)
             direction = self._explore_direction(agent, nb, lm, self._walls(obs, nb))
             desired = cfg.explore_mps * direction
-            self._last[agent] = _Decision(direction=direction)
+            turned = before is None or not np.allclose(before, direction, rtol=0.0, atol=1e-9)
+            self._last[agent] = _Decision(direction=direction, turned=turned)
 
         desired = desired + separation_push(nb[:, :2], np.ones(len(nb)), cfg.separation_m, cfg.separation_gain)
         lo = np.array([lim.min_linear_speed_mps, -lim.max_angular_speed_radps])
@@ -152,6 +176,8 @@ class _Decision:
 
     slot: int | None = None
     direction: np.ndarray | None = None
+    turned: bool = False
+    """The search direction was set anew in this step (a search began, or a wall turned it)."""
 
     def choice(self, slots: int, headings: int) -> int:
         """As a target choice: the slot, or ``slots`` + the nearest heading's index."""

@@ -93,6 +93,15 @@ def run(args: argparse.Namespace) -> int:
             target_controller(PolicyContext.from_task(make_task(world)), target_settings(config))
         except ValueError as err:
             raise UsageError(f"--set targets=true: {err}") from None
+    if config.steer_search:  # steering needs a baseline that searches
+        from policies.base import PolicyContext
+        from policies.registry import make_scripted
+        from policies.steering import check_steerable
+
+        try:
+            check_steerable(make_scripted(PolicyContext.from_task(make_task(world))))
+        except ValueError as err:
+            raise UsageError(f"--set steer_search=true: {err}") from None
     out = args.out or Path("runs/train") / world.name
     command = "sern " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("sern") else ""
     result = train(world, config, out=out, progress=not args.quiet, log_dir=out.parent / "tensorboard", command=command)

@@ -1,0 +1,126 @@
+"""Search steering: the scripted coverage baseline drives; the actor chooses only where a
+searching robot searches (``policies.steering``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from policies.base import PolicyContext
+from policies.learned import LearnedPolicy
+from policies.mappo import Collector, TrainConfig, make_model, ppo_update, train
+from policies.models import RunningNorm
+from policies.registry import make_scripted
+from policies.rollout import run_episode
+from policies.steering import KEEP_LOGITS, heading_vectors
+from sim_bridge.env import MultiRobotEnv
+from worlds import load_world, make_task
+
+
+@pytest.fixture(scope="module")
+def context() -> PolicyContext:
+    return PolicyContext.from_task(make_task(load_world("coverage")))
+
+
+def _obs(context, landmarks=()) -> np.ndarray:
+    """A coverage observation with landmarks [(x, y, taken)] in view, no neighbours, walls out of range."""
+    obs = np.zeros(context.observation_size, dtype=np.float32)
+    lm = obs[context.observation_slices["landmarks"]].reshape(-1, 4)
+    for j, (x, y, taken) in enumerate(landmarks):
+        lm[j] = (x, y, taken, 1.0)
+    obs[context.observation_slices["landmarks"]] = lm.reshape(-1)
+    obs[context.observation_slices["lidar"]] = 5.0
+    return obs
+
+
+def _steering_model(context, keep_logit: float, heading: int | None = None):
+    env_dims = make_model(_Env(context), TrainConfig(steer_search=True))
+    with torch.no_grad():
+        env_dims.actor[-1].bias[0] = keep_logit
+        if heading is not None:
+            env_dims.actor[-1].bias[1 + heading] = keep_logit + 10.0
+    return env_dims
+
+
+class _Env:
+    """What ``make_model`` reads from a batched env."""
+
+    def __init__(self, context):
+        self.obs_dim = context.observation_size
+        self.num_agents = len(context.agents)
+        limits = context.limits[context.agents[0]]
+        self.action_low = np.array([[limits.min_linear_speed_mps, -limits.max_angular_speed_radps]])
+        self.action_high = np.array([[limits.max_linear_speed_mps, limits.max_angular_speed_radps]])
+
+
+def test_a_heading_redirects_a_searching_robot_and_is_ignored_for_one_with_a_landmark(context):
+    baseline = make_scripted(context)
+    agent = context.agents[0]
+    vmax = baseline.config.explore_mps
+    nothing_in_view = _obs(context)
+    first = baseline.act({agent: nothing_in_view})[agent]
+    assert baseline.searching(agent) and np.linalg.norm(first) == pytest.approx(vmax, rel=1e-5)
+    baseline.steer(agent, heading_vectors(8)[2])  # 90°: left in the robot frame
+    for _ in range(3):  # the new heading holds, step after step
+        assert np.allclose(baseline.act({agent: nothing_in_view})[agent], [0.0, vmax], atol=1e-6)
+    with_landmark = _obs(context, landmarks=[(2.0, 0.0, 0.0)])
+    toward = baseline.act({agent: with_landmark})[agent]
+    assert not baseline.searching(agent)
+    baseline.steer(agent, heading_vectors(8)[4])  # a robot with a landmark of its own is not steered
+    assert np.allclose(baseline.act({agent: with_landmark})[agent], toward)
+
+
+def test_keeping_every_heading_is_the_baseline_step_for_step(context):
+    world = load_world("coverage")
+    keep = LearnedPolicy.from_model(context, _steering_model(context, KEEP_LOGITS["search"]), steering={"headings": 8})
+    env = MultiRobotEnv(world)
+    try:
+        steered = run_episode(env, keep, seed=1002)
+        scripted = run_episode(env, make_scripted(context), seed=1002)
+        turned = run_episode(
+            env,
+            LearnedPolicy.from_model(context, _steering_model(context, 0.0, heading=5), steering={"headings": 8}),
+            1002,
+        )
+    finally:
+        env.close()
+    assert np.array_equal(steered.poses, scripted.poses)
+    assert steered.metrics == scripted.metrics
+    assert not np.allclose(turned.poses, scripted.poses)  # seed 1002 has searches: a heading choice changes them
+
+
+def test_the_actor_learns_only_from_steps_where_a_robot_searches():
+    config = TrainConfig(steer_search=True, num_worlds=8, rollout_steps=300, update_epochs=1)
+    collector = Collector(load_world("coverage"), 8, seed=0, steering={"headings": 8})
+    model = make_model(collector.env, config)
+    rollout = collector.collect(model, 300, RunningNorm(1, clip=1e6), config)  # 15 s of 8 episodes
+    searching = rollout.policy_mask.mean().item()
+    assert 0.0 < searching < 1.0, "some robots search, some drive to landmarks"
+    rollout.policy_mask.zero_()  # as if nobody had searched
+    actor = [p.detach().clone() for p in model.actor.parameters()]
+    critic = [p.detach().clone() for p in model.critic.parameters()]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ppo_update(model, optimizer, [rollout], RunningNorm(1, clip=1e6), config)
+    assert all(torch.equal(a, b) for a, b in zip(actor, model.actor.parameters(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(critic, model.critic.parameters(), strict=True))
+
+
+def test_a_steering_run_writes_a_checkpoint_that_serves_the_steered_baseline(tmp_path, context):
+    config = TrainConfig(steer_search=True, total_agent_steps=6 * 16 * 64, num_worlds=16, rollout_steps=64)
+    result = train("coverage", config, out=tmp_path / "steer.pt", progress=False)
+    meta = json.loads((tmp_path / "steer.json").read_text())
+    assert meta["steering"] == {"headings": 8, "on": "search"}
+    assert meta["action"]["type"] == "steering"
+    assert meta["model_args"]["choices"] == 9
+    policy = LearnedPolicy(context, result.checkpoint)
+    assert policy.headings.shape == (8, 2) and policy.base is not None
+
+
+def test_steering_refuses_a_task_whose_baseline_does_not_search():
+    with pytest.raises(ValueError, match="the navigation baseline does not search"):
+        Collector(load_world("navigation"), 1, seed=0, steering={"headings": 8})
+    with pytest.raises(ValueError, match="steer_search runs the baseline"):
+        TrainConfig(steer_search=True, bc_agent_steps=100)
