@@ -93,6 +93,10 @@ class TrainConfig:
     """Run the scripted baseline and learn only where it searches (``policies.steering``):
     each searching robot's choice is to keep its search heading or take one of
     ``target_headings``. For coverage; no cloning, targets or residual with it."""
+    critic_state: bool = False
+    """MAPPO's critic sees the task's global state (``Task.critic_state``: where everything is,
+    what is done, the time left) with the robot's own observation, instead of every robot's
+    observation. Training only: the actor, and so the checkpoint's behaviour, is unchanged."""
     steer_on: str = "search"
     """When a steering choice counts: every step a robot searches (``search``), or only when
     its search direction is set anew (``turns``: a search begins, a wall turns it)."""
@@ -123,6 +127,8 @@ class TrainConfig:
                 "steer_search runs the baseline itself and learns only its search headings: no targets, "
                 "residual, cloning (bc_agent_steps) or command grid (discrete_per_axis) with it"
             )
+        if self.critic_state and self.algo != "mappo":
+            raise ValueError("critic_state is for MAPPO's centralised critic (algo mappo)")
         if self.steer_on not in STEER_ON:
             raise ValueError(f"steer_on must be one of {', '.join(STEER_ON)}, got {self.steer_on!r}")
         if self.targets and self.discrete_per_axis:
@@ -153,6 +159,8 @@ class Rollout:
     mask: torch.Tensor
     next_obs: torch.Tensor  # (B, N, D)
     episodes: list[dict[str, float]]
+    state: torch.Tensor | None = None  # (T, B, S): the critic state, for a critic that has one
+    next_state: torch.Tensor | None = None  # (B, S)
     policy_mask: torch.Tensor | None = None
     """(T, B, N) where the actor's choice counted (steering: searching robots); None: as ``mask``."""
 
@@ -239,24 +247,32 @@ class Collector:
         }
         if self.headings is not None:
             buf["policy_mask"] = torch.zeros((steps, B, N))
+        use_state = bool(model.state_dim)
+        if use_state:
+            buf["state"] = torch.zeros((steps, B, model.state_dim))
+        state = torch.as_tensor(env.state) if use_state else None
         episodes = []
         for t in range(steps):
             if self.headings is not None:  # the choice counts for robots searching now
                 counts = self.base.choosing(self.steer_on) & env.task.active
                 buf["policy_mask"][t] = torch.as_tensor(counts, dtype=torch.float32)
             with torch.no_grad():
-                action, logp, _, value = model.get_action_and_value(self.obs)
+                action, logp, _, value = model.get_action_and_value(self.obs, state=state)
                 command = self._command(model, action)
             step = env.step(command.numpy())
             rewards = torch.as_tensor(step.rewards)
             if step.truncated.any():  # bootstrap the time limit instead of calling it an end
                 final = self._model_input(step.final_obs, step.active, np.flatnonzero(step.truncated))
                 with torch.no_grad():
-                    v_final = denormalise(model.get_value(final), value_norm, config)
+                    final_state = torch.as_tensor(step.final_state) if use_state else None
+                    v_final = denormalise(model.get_value(final, final_state), value_norm, config)
                 alive = torch.as_tensor(step.active & ~step.terminated & step.truncated[:, None])
                 rewards = rewards + config.gamma * v_final * alive
             buf["obs"][t], buf["act"][t], buf["logp"][t], buf["val"][t] = self.obs, action, logp, value
             buf["rew"][t] = rewards
+            if use_state:
+                buf["state"][t] = state
+                state = torch.as_tensor(step.state)
             buf["done"][t] = torch.as_tensor(step.terminated | step.world_done[:, None], dtype=torch.float32)
             buf["mask"][t] = torch.as_tensor(step.active, dtype=torch.float32)
             self.episode_return += step.rewards.sum(axis=1) / N
@@ -266,7 +282,8 @@ class Collector:
             if self.base is not None:
                 self.base.reset(np.flatnonzero(step.world_done))
             self.obs = self._model_input(step.obs, env.task.active)
-        return Rollout(**buf, next_obs=self.obs.clone(), episodes=episodes)
+        next_state = state.clone() if use_state else None
+        return Rollout(**buf, next_obs=self.obs.clone(), episodes=episodes, next_state=next_state)
 
 
 def residual_tuning(config: TrainConfig) -> dict[str, float] | None:
@@ -298,10 +315,16 @@ def ppo_update(
     mask = torch.cat([r.mask for r in rollouts], dim=1)
     policy_mask = torch.cat([r.mask if r.policy_mask is None else r.policy_mask for r in rollouts], dim=1)
     next_obs = torch.cat([r.next_obs for r in rollouts], dim=0)
+    state = next_state = None
+    if model.state_dim:
+        state = torch.cat([r.state for r in rollouts], dim=1)
+        next_state = torch.cat([r.next_state for r in rollouts], dim=0)
     T, B, N = rew.shape
     with torch.no_grad():
         model.obs_norm.update(obs[mask.bool()])
-        next_value = denormalise(model.get_value(next_obs), value_norm, config)
+        if state is not None:
+            model.state_norm.update(state)
+        next_value = denormalise(model.get_value(next_obs, next_state), value_norm, config)
         values = denormalise(val, value_norm, config)
         adv = torch.zeros_like(rew)
         last = torch.zeros((B, N))
@@ -322,6 +345,7 @@ def ppo_update(
         return x.reshape(T * B, *x.shape[2:])
 
     b_obs, b_act, b_logp, b_adv, b_target, b_mask, b_pmask = map(flat, (obs, act, logp, adv, target, mask, policy_mask))
+    b_state = None if state is None else flat(state)
     active = b_adv[b_pmask.bool()] if b_pmask.any() else b_adv[b_mask.bool()]
     b_adv = (b_adv - active.mean()) / (active.std() + 1e-8)
     size = T * B
@@ -333,7 +357,9 @@ def ppo_update(
             idx = perm[start : start + mb]
             m, pm = b_mask[idx], b_pmask[idx]
             denom, pdenom = m.sum().clamp(min=1.0), pm.sum().clamp(min=1.0)
-            _, new_logp, entropy, new_value = model.get_action_and_value(b_obs[idx], b_act[idx])
+            _, new_logp, entropy, new_value = model.get_action_and_value(
+                b_obs[idx], b_act[idx], None if b_state is None else b_state[idx]
+            )
             ratio = (new_logp - b_logp[idx]).exp()
             a = b_adv[idx]
             pg = torch.max(-a * ratio, -a * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef))
@@ -364,6 +390,7 @@ def make_model(env: BatchedEnv, config: TrainConfig) -> MultiAgentActorCritic:
         centralised=config.algo == "mappo",
         discrete_per_axis=config.discrete_per_axis,
         choices=_num_choices(env, config),
+        state_dim=_state_dim(env, config),
     )
     if not model.discrete:
         with torch.no_grad():
@@ -375,6 +402,15 @@ def make_model(env: BatchedEnv, config: TrainConfig) -> MultiAgentActorCritic:
         with torch.no_grad():
             model.actor[-1].bias[0] = KEEP_LOGITS[config.steer_on]
     return model
+
+
+def _state_dim(env: BatchedEnv, config: TrainConfig) -> int:
+    if not config.critic_state:
+        return 0
+    size = env.task.critic_state_size
+    if not size:
+        raise ValueError(f"critic_state: the {env.task.name} task has no critic state (Task.critic_state)")
+    return size
 
 
 def _num_choices(env: BatchedEnv, config: TrainConfig) -> int:

@@ -83,9 +83,13 @@ class MultiAgentActorCritic(nn.Module):
         centralised: bool = True,
         discrete_per_axis: int = 0,
         choices: int = 0,
+        state_dim: int = 0,
     ):
         super().__init__()
         self.obs_dim, self.num_agents = obs_dim, num_agents
+        self.state_dim = state_dim
+        if state_dim and not centralised:
+            raise ValueError("a critic state (state_dim > 0) is for the centralised critic (MAPPO), not IPPO")
         self.centralised = centralised
         if discrete_per_axis > 0 and choices > 0:
             raise ValueError("a model has a grid of commands (discrete_per_axis) or choices, not both")
@@ -97,6 +101,9 @@ class MultiAgentActorCritic(nn.Module):
         self.register_buffer("action_high", torch.as_tensor(high))
         self.obs_norm = RunningNorm(obs_dim)
         critic_in = obs_dim * num_agents + num_agents if centralised else obs_dim
+        if state_dim:  # MAPPO with the task's global state: state, the robot's own observation, its index
+            self.state_norm = RunningNorm(state_dim)
+            critic_in = state_dim + obs_dim + num_agents
         if choices > 0:
             self.actor = mlp(obs_dim, hidden, choices, 0.01)
         elif self.discrete:
@@ -109,13 +116,19 @@ class MultiAgentActorCritic(nn.Module):
         self.critic = mlp(critic_in, hidden, 1, 1.0)
 
     # ---- inputs --------------------------------------------------------------------------
-    def critic_input(self, norm_obs: torch.Tensor) -> torch.Tensor:
-        """norm_obs (..., N, D) → critic input (..., N, C)."""
+    def critic_input(self, norm_obs: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """norm_obs (..., N, D) (and the raw critic state (..., S) when the model has one) →
+        critic input (..., N, C)."""
         if not self.centralised:
             return norm_obs
         lead = norm_obs.shape[:-2]
-        team = norm_obs.reshape(*lead, 1, self.num_agents * self.obs_dim).expand(*lead, self.num_agents, -1)
         ids = torch.eye(self.num_agents, device=norm_obs.device).expand(*lead, -1, -1)
+        if self.state_dim:
+            if state is None:
+                raise ValueError("this critic needs the task's critic state")
+            shared = self.state_norm(state).unsqueeze(-2).expand(*lead, self.num_agents, -1)
+            return torch.cat([shared, norm_obs, ids], dim=-1)
+        team = norm_obs.reshape(*lead, 1, self.num_agents * self.obs_dim).expand(*lead, self.num_agents, -1)
         return torch.cat([team, ids], dim=-1)
 
     def _dist(self, norm_obs: torch.Tensor):
@@ -125,12 +138,16 @@ class MultiAgentActorCritic(nn.Module):
         return Normal(out, self.log_std.exp().expand_as(out))
 
     # ---- training API (CleanRL style) ----------------------------------------------------
-    def get_value(self, obs: torch.Tensor) -> torch.Tensor:
-        """obs (..., N, D) raw → values (..., N) (normalised return scale)."""
-        return self.critic(self.critic_input(self.obs_norm(obs))).squeeze(-1)
+    def get_value(self, obs: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """obs (..., N, D) raw (and the critic state (..., S)) → values (..., N) (normalised
+        return scale)."""
+        return self.critic(self.critic_input(self.obs_norm(obs), state)).squeeze(-1)
 
-    def get_action_and_value(self, obs: torch.Tensor, action: torch.Tensor | None = None):
-        """obs (..., N, D) raw → (action, log_prob, entropy, value) per agent."""
+    def get_action_and_value(
+        self, obs: torch.Tensor, action: torch.Tensor | None = None, state: torch.Tensor | None = None
+    ):
+        """obs (..., N, D) raw (and the critic state (..., S)) → (action, log_prob, entropy,
+        value) per agent."""
         norm = self.obs_norm(obs)
         dist = self._dist(norm)
         if action is None:
@@ -139,7 +156,7 @@ class MultiAgentActorCritic(nn.Module):
             logp, ent = dist.log_prob(action), dist.entropy()
         else:
             logp, ent = dist.log_prob(action).sum(-1), dist.entropy().sum(-1)
-        value = self.critic(self.critic_input(norm)).squeeze(-1)
+        value = self.critic(self.critic_input(norm, state)).squeeze(-1)
         return action, logp, ent, value
 
     def to_command(self, action: torch.Tensor) -> torch.Tensor:
@@ -182,6 +199,8 @@ class MultiAgentActorCritic(nn.Module):
     def spec(self) -> dict:
         """Constructor arguments, for the checkpoint's sidecar."""
         extra = {"choices": self.choices} if self.choices else {}
+        if self.state_dim:
+            extra["state_dim"] = self.state_dim
         return {
             "obs_dim": self.obs_dim,
             "num_agents": self.num_agents,

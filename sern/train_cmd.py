@@ -93,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
             target_controller(PolicyContext.from_task(make_task(world)), target_settings(config))
         except ValueError as err:
             raise UsageError(f"--set targets=true: {err}") from None
+    if config.critic_state and not make_task(world).critic_state_size:
+        raise UsageError(
+            f"--set critic_state=true: the {world.task.name} task has no critic state (Task.critic_state); "
+            "coverage has one"
+        )
     if config.steer_search:  # steering needs a baseline that searches
         from policies.base import PolicyContext
         from policies.registry import make_scripted

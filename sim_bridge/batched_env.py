@@ -33,6 +33,8 @@ class BatchStep:
     truncated: np.ndarray  # (B,): ... because of the time limit
     final_obs: np.ndarray  # (B, N, D): the last observation of ended episodes (for bootstrapping)
     episodes: list[dict[str, Any]] = field(default_factory=list)  # metrics of ended episodes
+    state: np.ndarray | None = None  # (B, S): the task's critic state after the step (None: it has none)
+    final_state: np.ndarray | None = None  # (B, S): ... at the end of ended episodes
 
 
 class BatchedEnv:
@@ -61,12 +63,17 @@ class BatchedEnv:
         self.steps = np.zeros(num_worlds, dtype=int)
         self.rng = np.random.default_rng(seed)
         self._obs: np.ndarray | None = None
+        self.state_dim = self.task.critic_state_size
+        self.state: np.ndarray | None = None
+        """(B, S) the task's critic state now (``Task.critic_state``; None: it has none)."""
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         if seed is not None:
             self.rng = np.random.default_rng(seed)
         self._restart(np.arange(self.num_worlds))
-        self._obs = self.task.observe(self.snapshot())
+        snap = self.snapshot()
+        self._obs = self.task.observe(snap)
+        self.state = self.task.critic_state(snap)
         return self._obs
 
     def _restart(self, worlds: np.ndarray) -> None:
@@ -110,16 +117,30 @@ class BatchedEnv:
         snap = self.snapshot()
         rewards, terminated = self.task.step(snap)
         obs = self.task.observe(snap)
+        state = self.task.critic_state(snap)
         truncated = (self.steps >= self.max_steps) & ~self.task.done()
         world_done = self.task.done() | truncated
         episodes = []
         final_obs = obs.copy()
+        final_state = None if state is None else state.copy()
         if world_done.any():
             ended = np.flatnonzero(world_done)
             episodes = [self.task.episode_metrics(int(w)) for w in ended]
             self._restart(ended)
-            obs = self.task.observe(self.snapshot())
+            snap = self.snapshot()
+            obs = self.task.observe(snap)
+            state = self.task.critic_state(snap)
         self._obs = obs
+        self.state = state
         return BatchStep(
-            obs, rewards.astype(np.float32), terminated, active, world_done, truncated, final_obs, episodes
+            obs,
+            rewards.astype(np.float32),
+            terminated,
+            active,
+            world_done,
+            truncated,
+            final_obs,
+            episodes,
+            state,
+            final_state,
         )

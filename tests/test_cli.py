@@ -78,6 +78,7 @@ def test_train_refuses_settings_that_cannot_work_with_exit_2(tmp_path):
         (("coverage", "--set", "targets=true", "--set", "discrete_per_axis=3"), "no command grid"),
         (("coverage", "--set", "learning_rat=0.1"), "--set learning_rat: not a training setting"),
         (("navigation", "--set", "steer_search=true"), "the navigation baseline does not search"),
+        (("navigation", "--set", "critic_state=true"), "the navigation task has no critic state"),
         (("coverage", "--set", "steer_search=true", "--set", "targets=true"), "steer_search runs the baseline"),
     ]
     for args, message in cases:

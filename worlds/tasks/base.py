@@ -111,6 +111,15 @@ class Task(ABC):
     @abstractmethod
     def episode_metrics(self, world: int = 0) -> dict[str, Any]: ...
 
+    critic_state_size: int = 0
+    """Size of ``critic_state`` per world (0: the task has none)."""
+
+    def critic_state(self, snap: Snapshot) -> np.ndarray | None:
+        """``(B, S)`` float32: what no robot sees but a centralised critic may (MAPPO's global
+        state: where everything is, what is done, how much time is left), for training only;
+        None if the task has none."""
+        return None
+
     def drawables(self, world: int = 0) -> dict[str, np.ndarray]:
         """Task points worth drawing on a top-down plot (e.g. ``goals``: (N, 2))."""
         return {}

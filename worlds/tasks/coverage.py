@@ -407,5 +407,22 @@ class CoverageTask(Task):
             "robots": robots,
         }
 
+    @property
+    def critic_state_size(self) -> int:
+        return 6 * self.num_robots + 3 * self.params.landmarks + 1
+
+    def critic_state(self, snap: Snapshot) -> np.ndarray:
+        """Per world: each robot's x, y (m), cos and sin of its yaw, vx, vy (robot frame);
+        each landmark's x, y and 1 if covered; the fraction of the episode gone."""
+        poses, twists = snap.poses, snap.twists
+        robots = np.concatenate(
+            [poses[..., :2], np.cos(poses[..., 2:3]), np.sin(poses[..., 2:3]), twists[..., :2]], axis=-1
+        )
+        landmarks = np.concatenate([self.landmarks, self.covered[..., None]], axis=-1)
+        elapsed = np.asarray(snap.time_s, dtype=float).reshape(-1, 1) / self.max_episode_s
+        B = self.num_worlds
+        parts = [robots.reshape(B, -1), landmarks.reshape(B, -1), np.broadcast_to(elapsed, (B, 1))]
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
     def drawables(self, world: int = 0) -> dict[str, np.ndarray]:
         return {"landmarks": self.landmarks[world].copy()}
