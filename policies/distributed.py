@@ -39,6 +39,7 @@ class _Worker:
             residual_tuning(self.config),
             target_settings(self.config),
             steering_settings(self.config),
+            self.config.critic_state,
         )
         self.model = make_model(self.collector.env, self.config)
         self.value_norm = RunningNorm(1, clip=1e6)

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from policies import checkpoint, steering
+from policies import checkpoint
 from policies.base import FunctionPolicy, Policy, PolicyContext
 from policies.residual import residual_command, residual_input
+from policies.steering import Steering, check_steerable
 from policies.targets import target_controller
 
 ACT_MODES = ("mode", "sample")
@@ -41,8 +42,10 @@ class LearnedPolicy(FunctionPolicy):
             )
         self.base = _baseline(context, self.meta.get("residual"), self.meta.get("steering"))
         self.controller = target_controller(context, self.meta.get("targets"))
-        self.headings = _headings(self.meta.get("steering"))
-        self.steer_on = (self.meta.get("steering") or {}).get("on", "search")
+        try:
+            self.steering = Steering.from_entry(self.meta.get("steering"))
+        except ValueError as err:
+            raise checkpoint.CheckpointError(f"{path}: {err}") from None
         size = self.meta.get("observation", {}).get("size")
         if size != context.observation_size:
             raise checkpoint.CheckpointError(
@@ -69,8 +72,7 @@ class LearnedPolicy(FunctionPolicy):
         policy.model, policy.meta, policy.path = model, {}, None
         policy.base = _baseline(context, residual, steering)
         policy.controller = target_controller(context, targets)
-        policy.headings = _headings(steering)
-        policy.steer_on = (steering or {}).get("on", "search")
+        policy.steering = Steering.from_entry(steering)
         policy.deterministic = deterministic
         policy.act_mode = "mode" if deterministic else "sample"
         policy._generator = torch.Generator().manual_seed(0)
@@ -89,13 +91,13 @@ class LearnedPolicy(FunctionPolicy):
         obs = torch.as_tensor(np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents]))
         base_commands = torch.as_tensor(np.stack([base[a] for a in agents]), dtype=torch.float32)
         low, high = self.model.action_low, self.model.action_high
-        if self.headings is not None:  # steering: the baseline drives; the choice is where it searches next
+        if self.steering is not None:  # the baseline drives; the choice is where it searches next
             choices = self.model.choose(
                 residual_input(obs, base_commands, low, high),
                 deterministic=self.deterministic,
                 generator=self._generator,
             )
-            steering.steer(self.base, agents, choices.tolist(), self.headings, self.steer_on)
+            self.steering.steer(self.base, agents, choices.tolist())
             return base
         if self.controller is not None:  # target choices, one of which is the baseline's command
             choices = self.model.choose(
@@ -130,14 +132,7 @@ def _baseline(context: PolicyContext, residual: dict | None, steering_entry: dic
     base = make_scripted(context, (residual or {}).get("tuning"))
     if steering_entry is not None:
         try:
-            steering.check_steerable(base)
+            check_steerable(base)
         except ValueError as err:
             raise checkpoint.CheckpointError(str(err)) from None
     return base
-
-
-def _headings(steering_entry: dict | None) -> np.ndarray | None:
-    """Search heading vectors of a steering checkpoint (None: it does not steer)."""
-    if steering_entry is None:
-        return None
-    return steering.heading_vectors(int(steering_entry.get("headings", 8)))

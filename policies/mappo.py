@@ -28,7 +28,7 @@ from policies import checkpoint
 from policies.base import PolicyContext
 from policies.models import MultiAgentActorCritic, RunningNorm
 from policies.residual import BASE_CHANNELS, ScriptedTeam, residual_command, residual_input
-from policies.steering import KEEP_LOGITS, STEER_ON, check_steerable, heading_vectors, num_choices, steering_settings
+from policies.steering import KEEP_LOGITS, STEER_ON, Steering, check_steerable, num_choices, steering_settings
 from policies.targets import BASELINE_LOGIT, target_controller, target_settings
 from sim_bridge.batched_env import BatchedEnv
 from worlds import WorldSpec, load_world
@@ -172,7 +172,9 @@ class Collector:
     scripted baseline's commands (``policies.residual``): its input is the observation and
     the baseline's command, and what the env gets is their sum. With ``targets`` (a sidecar's
     ``targets`` entry) the model's actions are target choices that a ``TargetController``
-    turns into commands."""
+    turns into commands. With ``steering`` (a sidecar's ``steering`` entry) the baseline
+    drives and the model's choices steer its searches (``policies.steering``). With
+    ``critic_state`` the env keeps the task's critic state for a critic that reads it."""
 
     def __init__(
         self,
@@ -182,18 +184,17 @@ class Collector:
         residual: dict[str, float] | None = None,
         targets: dict | None = None,
         steering: dict | None = None,
+        critic_state: bool = False,
     ):
-        self.env = BatchedEnv(world, num_worlds, seed=seed)
+        self.env = BatchedEnv(world, num_worlds, seed=seed, critic_state=critic_state)
         self.base = None
         context = PolicyContext.from_task(self.env.task)
         if residual is not None or steering is not None:
             self.base = ScriptedTeam(context, self.env.agents, num_worlds, residual, seed=seed)
         self.controller = target_controller(context, targets)
-        self.headings = None
-        if steering is not None:
+        self.steering = Steering.from_entry(steering)
+        if self.steering is not None:
             check_steerable(self.base.policies[0])
-            self.headings = heading_vectors(int(steering["headings"]))
-            self.steer_on = steering.get("on", "search")
         # the model's limits (robot 0's, as make_model and LearnedPolicy use), so training and serving agree
         self._low = torch.as_tensor(self.env.action_low[0], dtype=torch.float32)
         self._high = torch.as_tensor(self.env.action_high[0], dtype=torch.float32)
@@ -218,8 +219,8 @@ class Collector:
         return residual_input(raw, base, self._low, self._high)
 
     def _command(self, model: MultiAgentActorCritic, action: torch.Tensor) -> torch.Tensor:
-        if self.headings is not None:  # steering: the baseline drives, the choice is its next search heading
-            self.base.steer(action.numpy(), self.headings, self.steer_on)
+        if self.steering is not None:  # the baseline drives, the choice is its next search heading
+            self.base.steer(action.numpy(), self.steering)
             return self.base_command
         if self.controller is not None:
             raw = self.obs[..., : self.env.obs_dim].numpy()
@@ -245,7 +246,7 @@ class Collector:
             "val": torch.zeros((steps, B, N)),
             "mask": torch.zeros((steps, B, N)),
         }
-        if self.headings is not None:
+        if self.steering is not None:
             buf["policy_mask"] = torch.zeros((steps, B, N))
         use_state = bool(model.state_dim)
         if use_state:
@@ -253,8 +254,8 @@ class Collector:
         state = torch.as_tensor(env.state) if use_state else None
         episodes = []
         for t in range(steps):
-            if self.headings is not None:  # the choice counts for robots searching now
-                counts = self.base.choosing(self.steer_on) & env.task.active
+            if self.steering is not None:  # the choice counts for robots searching now
+                counts = self.base.choosing(self.steering) & env.task.active
                 buf["policy_mask"][t] = torch.as_tensor(counts, dtype=torch.float32)
             with torch.no_grad():
                 action, logp, _, value = model.get_action_and_value(self.obs, state=state)
@@ -452,6 +453,7 @@ def train(
             residual_tuning(config),
             target_settings(config),
             steering_settings(config),
+            config.critic_state,
         )
         env_info = local.env
     model = make_model(env_info, config)

@@ -23,10 +23,10 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import torch
 
-from policies import steering
 from policies.base import PolicyContext
 from policies.models import to_unit
 from policies.registry import make_scripted
+from policies.steering import Steering
 
 BASE_CHANNELS = 2
 """Entries the residual actor's input has beyond the observation: the baseline's command."""
@@ -79,14 +79,14 @@ class ScriptedTeam:
                 out[b, i] = picked.get(a, 0)
         return out
 
-    def choosing(self, on: str) -> np.ndarray:
+    def choosing(self, steering: Steering) -> np.ndarray:
         """(B, N) bool: a steering choice counts for the robot now (``policies.steering``)."""
-        return np.stack([steering.choosing(policy, self.agents, on) for policy in self.policies])
+        return np.stack([steering.choosing(policy, self.agents) for policy in self.policies])
 
-    def steer(self, choices: np.ndarray, headings: np.ndarray, on: str) -> None:
+    def steer(self, choices: np.ndarray, steering: Steering) -> None:
         """Apply steering choices (B, N) where they count (``policies.steering``)."""
         for b, policy in enumerate(self.policies):
-            steering.steer(policy, self.agents, choices[b], headings, on)
+            steering.steer(policy, self.agents, choices[b])
 
 
 def residual_input(obs: torch.Tensor, base: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:

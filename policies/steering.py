@@ -24,6 +24,7 @@ direction)`` (coverage's).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -71,17 +72,34 @@ def check_steerable(policy: Policy) -> None:
         )
 
 
-def steer(policy: Policy, agents: Iterable[str], choices: Iterable[int], headings: np.ndarray, on: str) -> None:
-    """Apply the actor's ``choices`` (one per agent) to the robots where they count (``on``)."""
-    counts = choosing(policy, list(agents), on)
-    for agent, choice, count in zip(agents, choices, counts, strict=True):
-        if count and int(choice) > 0:
-            policy.steer(agent, headings[int(choice) - 1])
+@dataclass(frozen=True)
+class Steering:
+    """How a steering actor's choices act on a baseline: its headings and when they count."""
 
+    headings: np.ndarray
+    """(H, 2) unit vectors of the search headings, in the robot frame (choice k → row k-1)."""
+    on: str = "search"
+    """When a robot's choice counts (``STEER_ON``)."""
 
-def choosing(policy: Policy, agents: Iterable[str], on: str) -> np.ndarray:
-    """Bool per agent: the actor's choice counts for it now (``on``: see ``STEER_ON``)."""
-    if on not in STEER_ON:
-        raise ValueError(f"steering 'on' must be one of {', '.join(STEER_ON)}, got {on!r}")
-    test = policy.searching if on == "search" else policy.turning
-    return np.array([test(a) for a in agents], dtype=bool)
+    @classmethod
+    def from_entry(cls, entry: Mapping | None) -> Steering | None:
+        """From a sidecar's (or ``steering_settings``') ``steering`` entry (None: no steering);
+        ValueError naming what is wrong."""
+        if entry is None:
+            return None
+        on = entry.get("on", "search")
+        if on not in STEER_ON:
+            raise ValueError(f"steering.on must be one of {', '.join(STEER_ON)}, got {on!r}")
+        return cls(heading_vectors(int(entry.get("headings", 8))), on)
+
+    def choosing(self, policy: Policy, agents: Iterable[str]) -> np.ndarray:
+        """Bool per agent: the actor's choice counts for it now."""
+        test = policy.searching if self.on == "search" else policy.turning
+        return np.array([test(a) for a in agents], dtype=bool)
+
+    def steer(self, policy: Policy, agents: Iterable[str], choices: Iterable[int]) -> None:
+        """Apply the actor's ``choices`` (one per agent) to the robots where they count."""
+        agents = list(agents)
+        for agent, choice, count in zip(agents, choices, self.choosing(policy, agents), strict=True):
+            if count and int(choice) > 0:
+                policy.steer(agent, self.headings[int(choice) - 1])

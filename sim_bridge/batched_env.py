@@ -40,7 +40,16 @@ class BatchStep:
 class BatchedEnv:
     """``num_worlds`` copies of a world on the vectorised kinematic engine."""
 
-    def __init__(self, world: WorldSpec | str, num_worlds: int, seed: int = 0, backend: str = "kinematic"):
+    def __init__(
+        self,
+        world: WorldSpec | str,
+        num_worlds: int,
+        seed: int = 0,
+        backend: str = "kinematic",
+        critic_state: bool = False,
+    ):
+        """``critic_state``: also keep the task's critic state (``state``, ``BatchStep.state``)
+        for a critic that reads it; off, the task does not compute it."""
         self.world = world if isinstance(world, WorldSpec) else load_world(world)
         self.num_worlds = num_worlds
         self.task = make_task(self.world, num_worlds)
@@ -64,8 +73,10 @@ class BatchedEnv:
         self.rng = np.random.default_rng(seed)
         self._obs: np.ndarray | None = None
         self.state_dim = self.task.critic_state_size
+        self._keep_state = critic_state
         self.state: np.ndarray | None = None
-        """(B, S) the task's critic state now (``Task.critic_state``; None: it has none)."""
+        """(B, S) the task's critic state now (``Task.critic_state``; None: not kept, or the task
+        has none)."""
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         if seed is not None:
@@ -73,8 +84,11 @@ class BatchedEnv:
         self._restart(np.arange(self.num_worlds))
         snap = self.snapshot()
         self._obs = self.task.observe(snap)
-        self.state = self.task.critic_state(snap)
+        self.state = self._critic_state(snap)
         return self._obs
+
+    def _critic_state(self, snap: Snapshot) -> np.ndarray | None:
+        return self.task.critic_state(snap) if self._keep_state else None
 
     def _restart(self, worlds: np.ndarray) -> None:
         starts = np.stack([sample_starts(self.world, self.rng) for _ in worlds])
@@ -117,19 +131,19 @@ class BatchedEnv:
         snap = self.snapshot()
         rewards, terminated = self.task.step(snap)
         obs = self.task.observe(snap)
-        state = self.task.critic_state(snap)
+        state = self._critic_state(snap)
         truncated = (self.steps >= self.max_steps) & ~self.task.done()
         world_done = self.task.done() | truncated
         episodes = []
         final_obs = obs.copy()
-        final_state = None if state is None else state.copy()
+        final_state = state
         if world_done.any():
             ended = np.flatnonzero(world_done)
             episodes = [self.task.episode_metrics(int(w)) for w in ended]
             self._restart(ended)
             snap = self.snapshot()
             obs = self.task.observe(snap)
-            state = self.task.critic_state(snap)
+            state = self._critic_state(snap)
         self._obs = obs
         self.state = state
         return BatchStep(

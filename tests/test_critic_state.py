@@ -15,7 +15,7 @@ from worlds import load_world, make_task
 
 
 def test_coverage_state_holds_poses_landmarks_coverage_and_time():
-    env = BatchedEnv("coverage", 3, seed=0)
+    env = BatchedEnv("coverage", 3, seed=0, critic_state=True)
     env.reset(seed=0)
     N, L = env.num_agents, env.task.params.landmarks
     assert env.state.shape == (3, 6 * N + 3 * L + 1) == (3, env.state_dim)
@@ -35,10 +35,13 @@ def test_coverage_state_holds_poses_landmarks_coverage_and_time():
     assert step.state[:, -1] == pytest.approx(0.0)
     covered = step.final_state[:, 6 * N : 6 * N + 3 * L].reshape(3, L, 3)[..., 2]
     assert set(np.unique(covered)) <= {0.0, 1.0}
+    quiet = BatchedEnv("coverage", 1, seed=0)  # not asked for: the task does not compute it
+    quiet.reset(seed=0)
+    assert quiet.state is None and quiet.step(np.zeros((1, N, 2))).state is None
 
 
 def test_the_critic_reads_the_state_and_the_actor_does_not():
-    env = BatchedEnv("coverage", 2, seed=0)
+    env = BatchedEnv("coverage", 2, seed=0, critic_state=True)
     obs = torch.as_tensor(env.reset(seed=0))
     model = make_model(env, TrainConfig(critic_state=True))
     state = torch.as_tensor(env.state)

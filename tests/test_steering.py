@@ -116,7 +116,7 @@ def test_a_steering_run_writes_a_checkpoint_that_serves_the_steered_baseline(tmp
     assert meta["action"]["type"] == "steering"
     assert meta["model_args"]["choices"] == 9
     policy = LearnedPolicy(context, result.checkpoint)
-    assert policy.headings.shape == (8, 2) and policy.base is not None
+    assert policy.steering.headings.shape == (8, 2) and policy.base is not None
 
 
 def test_steering_refuses_a_task_whose_baseline_does_not_search():
