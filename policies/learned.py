@@ -21,7 +21,8 @@ class LearnedPolicy(FunctionPolicy):
     """Commands from a MAPPO/IPPO checkpoint's actor: its most likely action (``act="mode"``)
     or an action drawn from it (``act="sample"``, the policy as PPO trained it), from a
     generator seeded at every ``reset(seed)``, so an episode replays exactly. Without
-    ``act`` the checkpoint's sidecar decides (its ``act``; ``mode`` if it has none)."""
+    ``act`` the checkpoint's sidecar decides (its ``act``; ``mode`` if it has none). An actor
+    with memory keeps one per robot, forgotten at ``reset``."""
 
     name = "learned"
 
@@ -35,6 +36,7 @@ class LearnedPolicy(FunctionPolicy):
         self.act_mode = act
         self.deterministic = act == "mode"
         self._generator = torch.Generator().manual_seed(0)
+        self._memory: dict[str, torch.Tensor] = {}
         task = self.meta.get("task")
         if task != context.task_name:
             raise checkpoint.CheckpointError(
@@ -76,50 +78,70 @@ class LearnedPolicy(FunctionPolicy):
         policy.deterministic = deterministic
         policy.act_mode = "mode" if deterministic else "sample"
         policy._generator = torch.Generator().manual_seed(0)
+        policy._memory = {}
         return policy
 
     def reset(self, seed: int | None = None) -> None:
         self._generator.manual_seed(0 if seed is None else int(seed))
         if self.base is not None:
             self.base.reset(seed)
+        self._memory = {}
 
     def act(self, observations: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self.base is None or not observations:
-            return super().act(observations)
-        base = self.base.act(observations)  # a residual policy corrects the baseline's commands
+        if not observations:
+            return {}
         agents = list(observations)
+        if self.base is None:
+            stacked = np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents])
+            commands = self._model_commands(stacked, agents)
+            return {a: np.asarray(commands[i], dtype=np.float32) for i, a in enumerate(agents)}
+        base = self.base.act(observations)  # a residual policy corrects the baseline's commands
         obs = torch.as_tensor(np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents]))
         base_commands = torch.as_tensor(np.stack([base[a] for a in agents]), dtype=torch.float32)
         low, high = self.model.action_low, self.model.action_high
+        model_input = residual_input(obs, base_commands, low, high)
+        memory = self._remember(agents, model_input)
         if self.steering is not None:  # the baseline drives; the choice is where it searches next
-            choices = self.model.choose(
-                residual_input(obs, base_commands, low, high),
-                deterministic=self.deterministic,
-                generator=self._generator,
-            )
+            choices = self._choose(model_input, memory)
             self.steering.steer(self.base, agents, choices.tolist())
             return base
         if self.controller is not None:  # target choices, one of which is the baseline's command
-            choices = self.model.choose(
-                residual_input(obs, base_commands, low, high),
-                deterministic=self.deterministic,
-                generator=self._generator,
-            )
+            choices = self._choose(model_input, memory)
             commands = self.controller.commands(obs.numpy(), choices.numpy(), base_commands.numpy())
             return {a: commands[i] for i, a in enumerate(agents)}
         correction = self.model.act(
-            residual_input(obs, base_commands, low, high), deterministic=self.deterministic, generator=self._generator
+            model_input, deterministic=self.deterministic, generator=self._generator, memory=memory
         )
         commands = residual_command(base_commands, correction, low, high).numpy()
         return {a: commands[i] for i, a in enumerate(agents)}
 
-    def _model_commands(self, observations: np.ndarray) -> np.ndarray:
-        """Stacked observations (n, D) → commands (n, 2) from the actor."""
+    def _model_commands(self, observations: np.ndarray, agents: list[str] | None = None) -> np.ndarray:
+        """Stacked observations (n, D) of ``agents`` → commands (n, 2) from the actor (an actor
+        with memory needs to know whose observations they are)."""
         obs = torch.as_tensor(observations, dtype=torch.float32)
+        memory = self._remember(agents, obs)
         if self.controller is not None:  # a target-choice policy: the controller drives to its choices
-            choices = self.model.choose(obs, deterministic=self.deterministic, generator=self._generator)
-            return self.controller.commands(observations, choices.numpy())
-        return self.model.act(obs, deterministic=self.deterministic, generator=self._generator).numpy()
+            return self.controller.commands(observations, self._choose(obs, memory).numpy())
+        return self.model.act(obs, deterministic=self.deterministic, generator=self._generator, memory=memory).numpy()
+
+    def _choose(self, model_input: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
+        return self.model.choose(
+            model_input, deterministic=self.deterministic, generator=self._generator, memory=memory
+        )
+
+    @torch.no_grad()
+    def _remember(self, agents: list[str] | None, model_input: torch.Tensor) -> torch.Tensor | None:
+        """The agents' actor memory after this step's input, kept for their next step (None:
+        the actor has no memory)."""
+        if not self.model.memory_size:
+            return None
+        if agents is None:
+            raise ValueError("an actor with memory keeps one per robot: call act() with the robots' names")
+        fresh = self.model.initial_memory()
+        before = torch.stack([self._memory.get(a, fresh) for a in agents])
+        after = self.model.remember(model_input, before)
+        self._memory.update(zip(agents, after, strict=True))
+        return after
 
 
 def _baseline(context: PolicyContext, residual: dict | None, steering_entry: dict | None = None) -> Policy | None:

@@ -6,8 +6,10 @@ TensorBoard; a progress bar shows the live return and success.
 Optionally (``bc_agent_steps``) the actor starts from the task's scripted baseline
 (behaviour cloning on its demonstrations) and PPO improves it from there; (``residual``)
 the actor corrects the baseline's commands (``policies.residual``); (``targets``) it chooses
-targets that a fixed controller drives to (``policies.targets``); and (``workers``) rollouts
-are collected by Ray actors (``policies.distributed``).
+targets that a fixed controller drives to (``policies.targets``); (``memory``) the actor
+has a GRU memory, trained on sequences of ``memory_chunk`` steps replayed from the memory
+each robot had when they began (recurrent MAPPO); and (``workers``) rollouts are collected
+by Ray actors (``policies.distributed``).
 """
 
 from __future__ import annotations
@@ -100,6 +102,13 @@ class TrainConfig:
     steer_on: str = "search"
     """When a steering choice counts: every step a robot searches (``search``), or only when
     its search direction is set anew (``turns``: a search begins, a wall turns it)."""
+    memory: int = 0
+    """Give the actor a memory: a GRU of this size that reads every observation (recurrent
+    MAPPO; 0: a memoryless actor). For partially observed tasks, where what a robot saw a
+    while ago matters (coverage: landmarks out of view now). Trained by backpropagation
+    through ``memory_chunk`` control steps."""
+    memory_chunk: int = 16
+    """Length (control steps) of the sequences a memory is trained on; divides rollout_steps."""
     critic_warmup_iterations: int = 0
     """PPO iterations that train only the critic (after cloning, so the actor is kept)."""
     init_checkpoint: str = ""
@@ -131,6 +140,15 @@ class TrainConfig:
             raise ValueError("critic_state is for MAPPO's centralised critic (algo mappo)")
         if self.steer_on not in STEER_ON:
             raise ValueError(f"steer_on must be one of {', '.join(STEER_ON)}, got {self.steer_on!r}")
+        if self.memory < 0:
+            raise ValueError(f"memory is a GRU size (0: none), got {self.memory}")
+        if self.memory and (self.memory_chunk < 1 or self.rollout_steps % self.memory_chunk):
+            raise ValueError(
+                f"memory_chunk ({self.memory_chunk}) must divide rollout_steps ({self.rollout_steps}): "
+                "a memory is trained on whole chunks of each rollout"
+            )
+        if self.memory and self.bc_agent_steps:
+            raise ValueError("cloning (bc_agent_steps) trains a memoryless actor: use memory 0 with it")
         if self.targets and self.discrete_per_axis:
             raise ValueError(
                 "targets replaces the action space with target choices: no command grid (discrete_per_axis 0)"
@@ -163,6 +181,9 @@ class Rollout:
     next_state: torch.Tensor | None = None  # (B, S)
     policy_mask: torch.Tensor | None = None
     """(T, B, N) where the actor's choice counted (steering: searching robots); None: as ``mask``."""
+    memory: torch.Tensor | None = None
+    """(T, B, N, H) each robot's actor memory before the step's observation (zero at an
+    episode's first step), for an actor with memory."""
 
 
 class Collector:
@@ -174,7 +195,8 @@ class Collector:
     ``targets`` entry) the model's actions are target choices that a ``TargetController``
     turns into commands. With ``steering`` (a sidecar's ``steering`` entry) the baseline
     drives and the model's choices steer its searches (``policies.steering``). With
-    ``critic_state`` the env keeps the task's critic state for a critic that reads it."""
+    ``critic_state`` the env keeps the task's critic state for a critic that reads it. For an
+    actor with memory it keeps each robot's memory across rollouts, fresh at episode starts."""
 
     def __init__(
         self,
@@ -201,6 +223,7 @@ class Collector:
         self.base_command = None
         self.obs = self._model_input(self.env.reset(seed=seed), self.env.task.active)
         self.episode_return = np.zeros(num_worlds)
+        self.memory: torch.Tensor | None = None  # (B, N, H) for an actor with memory
 
     @property
     def obs_dim(self) -> int:
@@ -248,6 +271,10 @@ class Collector:
         }
         if self.steering is not None:
             buf["policy_mask"] = torch.zeros((steps, B, N))
+        if model.memory_size:
+            buf["memory"] = torch.zeros((steps, B, N, model.memory_size))
+            if self.memory is None or self.memory.shape[-1] != model.memory_size:
+                self.memory = model.initial_memory(B, N)
         use_state = bool(model.state_dim)
         if use_state:
             buf["state"] = torch.zeros((steps, B, model.state_dim))
@@ -258,7 +285,11 @@ class Collector:
                 counts = self.base.choosing(self.steering) & env.task.active
                 buf["policy_mask"][t] = torch.as_tensor(counts, dtype=torch.float32)
             with torch.no_grad():
-                action, logp, _, value = model.get_action_and_value(self.obs, state=state)
+                memory = None
+                if model.memory_size:
+                    buf["memory"][t] = self.memory
+                    memory = model.remember(self.obs, self.memory)
+                action, logp, _, value = model.get_action_and_value(self.obs, state=state, memory=memory)
                 command = self._command(model, action)
             step = env.step(command.numpy())
             rewards = torch.as_tensor(step.rewards)
@@ -275,6 +306,8 @@ class Collector:
                 buf["state"][t] = state
                 state = torch.as_tensor(step.state)
             buf["done"][t] = torch.as_tensor(step.terminated | step.world_done[:, None], dtype=torch.float32)
+            if memory is not None:  # a robot whose episode ended starts the next one afresh
+                self.memory = memory * (1.0 - buf["done"][t]).unsqueeze(-1)
             buf["mask"][t] = torch.as_tensor(step.active, dtype=torch.float32)
             self.episode_return += step.rewards.sum(axis=1) / N
             for w, metrics in zip(np.flatnonzero(step.world_done), step.episodes, strict=True):
@@ -342,30 +375,42 @@ def ppo_update(
         else:
             target = returns
 
-    def flat(x):
-        return x.reshape(T * B, *x.shape[2:])
+    # Samples are sequences of L steps of one world (L = 1 for a memoryless actor): an actor
+    # with memory replays each sequence from the memory it had at the sequence's start.
+    L = config.memory_chunk if model.memory_size else 1
+    seqs = (T // L) * B
 
-    b_obs, b_act, b_logp, b_adv, b_target, b_mask, b_pmask = map(flat, (obs, act, logp, adv, target, mask, policy_mask))
-    b_state = None if state is None else flat(state)
+    def chunks(x):
+        return as_sequences(x, L)
+
+    b_obs, b_act, b_logp, b_adv, b_target, b_mask, b_pmask, b_done = map(
+        chunks, (obs, act, logp, adv, target, mask, policy_mask, done)
+    )
+    b_state = None if state is None else chunks(state)
+    b_memory = None
+    if model.memory_size:
+        b_memory = chunks(torch.cat([r.memory for r in rollouts], dim=1))[0]  # (seqs, N, H) at each start
     active = b_adv[b_pmask.bool()] if b_pmask.any() else b_adv[b_mask.bool()]
     b_adv = (b_adv - active.mean()) / (active.std() + 1e-8)
-    size = T * B
-    mb = max(1, size // config.minibatches)
+    mb = max(1, seqs // config.minibatches)
     stats = []
     for _ in range(config.update_epochs):
-        perm = torch.randperm(size)
-        for start in range(0, size, mb):
+        perm = torch.randperm(seqs)
+        for start in range(0, seqs, mb):
             idx = perm[start : start + mb]
-            m, pm = b_mask[idx], b_pmask[idx]
+            m, pm = b_mask[:, idx], b_pmask[:, idx]
             denom, pdenom = m.sum().clamp(min=1.0), pm.sum().clamp(min=1.0)
+            memory = None
+            if b_memory is not None:
+                memory = unroll_memory(model, b_obs[:, idx], b_memory[idx], b_done[:, idx])
             _, new_logp, entropy, new_value = model.get_action_and_value(
-                b_obs[idx], b_act[idx], None if b_state is None else b_state[idx]
+                b_obs[:, idx], b_act[:, idx], None if b_state is None else b_state[:, idx], memory
             )
-            ratio = (new_logp - b_logp[idx]).exp()
-            a = b_adv[idx]
+            ratio = (new_logp - b_logp[:, idx]).exp()
+            a = b_adv[:, idx]
             pg = torch.max(-a * ratio, -a * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef))
             pg_loss = (pg * pm).sum() / pdenom
-            v_loss = 0.5 * (((new_value - b_target[idx]) ** 2) * m).sum() / denom
+            v_loss = 0.5 * (((new_value - b_target[:, idx]) ** 2) * m).sum() / denom
             ent = (entropy * pm).sum() / pdenom
             loss = config.vf_coef * v_loss
             if train_actor:
@@ -375,10 +420,33 @@ def ppo_update(
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             with torch.no_grad():
-                approx_kl = (((ratio - 1) - (new_logp - b_logp[idx])) * pm).sum() / pdenom
+                approx_kl = (((ratio - 1) - (new_logp - b_logp[:, idx])) * pm).sum() / pdenom
             stats.append((pg_loss.item(), v_loss.item(), ent.item(), approx_kl.item()))
     s = np.mean(stats, axis=0)
     return {"policy_loss": float(s[0]), "value_loss": float(s[1]), "entropy": float(s[2]), "approx_kl": float(s[3])}
+
+
+def as_sequences(x: torch.Tensor, length: int) -> torch.Tensor:
+    """(T, B, ...) → (length, T / length · B, ...): the rollout cut into sequences of ``length``
+    steps of one world each (sequence c · B + b is world b's steps c · length ...)."""
+    T, B = x.shape[:2]
+    return x.reshape(T // length, length, B, *x.shape[2:]).transpose(0, 1).reshape(length, -1, *x.shape[2:])
+
+
+def unroll_memory(
+    model: MultiAgentActorCritic, obs: torch.Tensor, start: torch.Tensor, done: torch.Tensor
+) -> torch.Tensor:
+    """Replay an actor's memory over sequences: observations (L, S, N, D), the memory before
+    each sequence's first step (S, N, H) and where episodes ended (L, S, N; a robot done at
+    step l starts step l + 1 afresh, as in ``Collector.collect``) → memory after each step
+    (L, S, N, H)."""
+    memory, out = start, []
+    for step in range(obs.shape[0]):
+        if step:
+            memory = memory * (1.0 - done[step - 1]).unsqueeze(-1)
+        memory = model.remember(obs[step], memory)
+        out.append(memory)
+    return torch.stack(out)
 
 
 def make_model(env: BatchedEnv, config: TrainConfig) -> MultiAgentActorCritic:
@@ -392,6 +460,7 @@ def make_model(env: BatchedEnv, config: TrainConfig) -> MultiAgentActorCritic:
         discrete_per_axis=config.discrete_per_axis,
         choices=_num_choices(env, config),
         state_dim=_state_dim(env, config),
+        memory=config.memory,
     )
     if not model.discrete:
         with torch.no_grad():

@@ -71,7 +71,13 @@ class MultiAgentActorCritic(nn.Module):
     index (``centralised=True``, MAPPO). Continuous actions: a Gaussian in [-1, 1] scaled to
     the limits; discrete: a categorical over a grid of commands; ``choices`` > 0: a
     categorical over that many choices that are not commands (``policies.targets`` turns
-    them into commands; ``choose`` gives them, ``act`` does not apply)."""
+    them into commands; ``choose`` gives them, ``act`` does not apply).
+
+    ``memory`` > 0 gives the actor a memory (recurrent MAPPO): a GRU cell of that size reads
+    each observation (``remember``) and the actor acts on the observation and the memory.
+    Whoever runs the actor keeps each robot's memory, starting from ``initial_memory`` at
+    every episode start, and passes it to ``choose`` / ``act`` / ``get_action_and_value``.
+    The critic stays feed-forward (in MAPPO it sees the team or the task's state)."""
 
     def __init__(
         self,
@@ -84,8 +90,11 @@ class MultiAgentActorCritic(nn.Module):
         discrete_per_axis: int = 0,
         choices: int = 0,
         state_dim: int = 0,
+        memory: int = 0,
     ):
         super().__init__()
+        if memory < 0:
+            raise ValueError(f"memory is a GRU size (0: none), got {memory}")
         self.obs_dim, self.num_agents = obs_dim, num_agents
         self.state_dim = state_dim
         if state_dim and not centralised:
@@ -100,18 +109,22 @@ class MultiAgentActorCritic(nn.Module):
         self.register_buffer("action_low", torch.as_tensor(low))
         self.register_buffer("action_high", torch.as_tensor(high))
         self.obs_norm = RunningNorm(obs_dim)
+        self.memory_size = memory
+        if memory:
+            self.memory_cell = nn.GRUCell(obs_dim, memory)
+        actor_in = obs_dim + memory
         critic_in = obs_dim * num_agents + num_agents if centralised else obs_dim
         if state_dim:  # MAPPO with the task's global state: state, the robot's own observation, its index
             self.state_norm = RunningNorm(state_dim)
             critic_in = state_dim + obs_dim + num_agents
         if choices > 0:
-            self.actor = mlp(obs_dim, hidden, choices, 0.01)
+            self.actor = mlp(actor_in, hidden, choices, 0.01)
         elif self.discrete:
             grid = discrete_commands(low, high, discrete_per_axis)
             self.register_buffer("commands", torch.as_tensor(grid, dtype=torch.float32))
-            self.actor = mlp(obs_dim, hidden, len(grid), 0.01)
+            self.actor = mlp(actor_in, hidden, len(grid), 0.01)
         else:
-            self.actor = mlp(obs_dim, hidden, 2, 0.01)
+            self.actor = mlp(actor_in, hidden, 2, 0.01)
             self.log_std = nn.Parameter(torch.full((2,), -0.5))
         self.critic = mlp(critic_in, hidden, 1, 1.0)
 
@@ -131,7 +144,30 @@ class MultiAgentActorCritic(nn.Module):
         team = norm_obs.reshape(*lead, 1, self.num_agents * self.obs_dim).expand(*lead, self.num_agents, -1)
         return torch.cat([team, ids], dim=-1)
 
-    def _dist(self, norm_obs: torch.Tensor):
+    # ---- memory (recurrent actor) ------------------------------------------------------
+    def initial_memory(self, *lead: int) -> torch.Tensor:
+        """A fresh memory (``lead`` + (memory_size,)) for robots starting an episode."""
+        return torch.zeros((*lead, self.memory_size))
+
+    def remember(self, obs: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """Raw observations (..., D) and the robots' memory before them (..., H) → their
+        memory after them (..., H)."""
+        if not self.memory_size:
+            raise ValueError("this model has no memory (memory=0)")
+        lead = obs.shape[:-1]
+        if memory.shape != (*lead, self.memory_size):
+            raise ValueError(
+                f"memory of shape {tuple(memory.shape)} for observations {tuple(obs.shape)}: "
+                f"expected {(*lead, self.memory_size)}"
+            )
+        x = self.obs_norm(obs).reshape(-1, self.obs_dim)
+        return self.memory_cell(x, memory.reshape(-1, self.memory_size)).reshape(*lead, self.memory_size)
+
+    def _dist(self, norm_obs: torch.Tensor, memory: torch.Tensor | None = None):
+        if self.memory_size:
+            if memory is None:
+                raise ValueError("this actor has a memory: pass each robot's memory (remember)")
+            norm_obs = torch.cat([norm_obs, memory], dim=-1)
         out = self.actor(norm_obs)
         if self.discrete:
             return Categorical(logits=out)
@@ -144,12 +180,17 @@ class MultiAgentActorCritic(nn.Module):
         return self.critic(self.critic_input(self.obs_norm(obs), state)).squeeze(-1)
 
     def get_action_and_value(
-        self, obs: torch.Tensor, action: torch.Tensor | None = None, state: torch.Tensor | None = None
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
+        memory: torch.Tensor | None = None,
     ):
-        """obs (..., N, D) raw (and the critic state (..., S)) → (action, log_prob, entropy,
-        value) per agent."""
+        """obs (..., N, D) raw (and the critic state (..., S); for an actor with memory, the
+        memory after these observations (..., N, H)) → (action, log_prob, entropy, value) per
+        agent."""
         norm = self.obs_norm(obs)
-        dist = self._dist(norm)
+        dist = self._dist(norm, memory)
         if action is None:
             action = dist.sample()
         if self.discrete:
@@ -172,20 +213,29 @@ class MultiAgentActorCritic(nn.Module):
 
     @torch.no_grad()
     def act(
-        self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None
+        self,
+        obs: torch.Tensor,
+        deterministic: bool = True,
+        generator: torch.Generator | None = None,
+        memory: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Raw observations (..., D) of any robots → commands (..., 2) (no critic needed):
         the most likely action, or (``deterministic=False``) one drawn from the policy, from
-        ``generator`` when given (reproducible draws)."""
-        return self.to_command(self.choose(obs, deterministic, generator))
+        ``generator`` when given (reproducible draws). An actor with memory needs the robots'
+        memory after these observations (``remember``)."""
+        return self.to_command(self.choose(obs, deterministic, generator, memory))
 
     @torch.no_grad()
     def choose(
-        self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None
+        self,
+        obs: torch.Tensor,
+        deterministic: bool = True,
+        generator: torch.Generator | None = None,
+        memory: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Raw observations (..., D) → actions as the policy samples them (before
         ``to_command``), chosen as in ``act``."""
-        dist = self._dist(self.obs_norm(obs))
+        dist = self._dist(self.obs_norm(obs), memory)
         if deterministic:
             action = dist.probs.argmax(-1) if self.discrete else dist.mean
         elif self.discrete:
@@ -201,6 +251,8 @@ class MultiAgentActorCritic(nn.Module):
         extra = {"choices": self.choices} if self.choices else {}
         if self.state_dim:
             extra["state_dim"] = self.state_dim
+        if self.memory_size:
+            extra["memory"] = self.memory_size
         return {
             "obs_dim": self.obs_dim,
             "num_agents": self.num_agents,
