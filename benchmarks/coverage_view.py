@@ -8,7 +8,10 @@ greedy baseline (policies/scripted_coverage.py) on the same seeded episodes with
   full view       every landmark at any range (both);
   oracle search   the shipped view, but each robot's first search of an episode starts toward
                   the nearest uncovered landmark (knowledge no robot has): an upper bound on
-                  what choosing search directions can gain.
+                  what choosing search directions can gain;
+  messages 3 m,   the shipped view, and the robots talk (task.params.relay_radius_m 3 or 5):
+  messages 5 m    each reports a free landmark it sees and is not taking, and a robot with
+                  nothing to do drives toward the nearest report it hears.
 The gap between "shipped" and the others is what a policy with the same local view has to
 find by searching; see the README (Learning) for what learned policies reached.
 
@@ -31,16 +34,20 @@ from sim_bridge.env import MultiRobotEnv
 from worlds import load_world, load_world_data
 
 
-def coverage_world(landmark_obs: int | None = None, landmark_radius_m: float | None = None):
+def coverage_world(
+    landmark_obs: int | None = None, landmark_radius_m: float | None = None, relay_radius_m: float = 0.0
+):
     data = load_world("coverage").to_data()
     params = data["task"]["params"]
+    params["relay_radius_m"] = relay_radius_m
     if landmark_obs is not None:
         params["landmark_obs"] = landmark_obs
     if landmark_radius_m is not None:
         params["landmark_radius_m"] = landmark_radius_m
     return load_world_data(
         data,
-        f"coverage.yaml with landmark_obs {params['landmark_obs']}, landmark_radius_m {params['landmark_radius_m']}",
+        f"coverage.yaml with landmark_obs {params['landmark_obs']}, landmark_radius_m {params['landmark_radius_m']}, "
+        f"relay_radius_m {relay_radius_m:g}",
     )
 
 
@@ -104,6 +111,8 @@ def main() -> None:
         "20 m": (coverage_world(landmark_radius_m=20.0), baseline),
         "full view": (coverage_world(landmark_obs=6, landmark_radius_m=20.0), baseline),
         "oracle search": (coverage_world(), OracleSearchCoverage),
+        "messages 3 m": (coverage_world(relay_radius_m=3.0), baseline),
+        "messages 5 m": (coverage_world(relay_radius_m=5.0), baseline),
     }
     rows = {name: success(world, make, seeds) for name, (world, make) in variants.items()}
     print(f"greedy coverage baseline, {args.episodes} episodes, seeds {seeds.start}..{seeds.stop - 1}")

@@ -7,7 +7,9 @@ says they are taken by a robot it cannot see are left out; (2) drives to the lan
 gave itself, stopping on it; (3) with none (every landmark in view is someone else's), it
 heads for the nearest landmark in view that nobody covers, or else searches: it sets off
 away from the neighbours and taken landmarks it sees and runs straight, bouncing off walls
-(seen by lidar) like a billiard ball, until a landmark becomes its own. A short-range push
+(seen by lidar) like a billiard ball, until a landmark becomes its own; where the world has
+messages (``task.params.relay_radius_m``) and a robot it hears reports a free landmark, it
+drives toward the nearest such report instead of searching. A short-range push
 away from neighbours keeps it from touching them. This is "go to the nearest landmark that
 no closer neighbour wants", made consistent; it is not perfect: views differ between
 robots, so two may chase one landmark for a while, and the search is blind, so a landmark
@@ -60,6 +62,7 @@ class CoveragePolicy(Policy):
         self.config = config or CoverageConfig()
         s = context.observation_slices
         self._lm, self._nb, self._lidar = s["landmarks"], s["neighbours"], s["lidar"]
+        self._messages = s.get("messages")
         if context.lidar_angles is None:
             raise ValueError("the greedy coverage policy needs lidar in the observation")
         self._dirs = np.stack([np.cos(context.lidar_angles), np.sin(context.lidar_angles)], axis=-1)
@@ -84,7 +87,7 @@ class CoveragePolicy(Policy):
     def searching(self, agent: str) -> bool:
         """Whether the robot's last decision was a search (it has no landmark of its own)."""
         last = self._last.get(agent)
-        return last is not None and last.direction is not None
+        return last is not None and last.direction is not None and not last.reported
 
     def turning(self, agent: str) -> bool:
         """Whether the robot's last decision set a search direction anew: it started a search
@@ -125,10 +128,15 @@ class CoveragePolicy(Policy):
         else:
             target = None
 
+        report = None if target is not None else self._report(obs)
         if target is not None:
             desired = drive_to(lm[target, :2], cfg.gain, cfg.stop_m, lim.max_linear_speed_mps)
             self._explore.pop(agent, None)
             self._last[agent] = _Decision(slot=target)
+        elif report is not None:  # another robot says where a free landmark is: go and look
+            desired = drive_to(report, cfg.gain, cfg.stop_m, lim.max_linear_speed_mps)
+            self._explore.pop(agent, None)
+            self._last[agent] = _Decision(direction=report / max(float(np.linalg.norm(report)), 1e-6), reported=True)
         else:
             before = self._explore.get(agent)
             direction = self._explore_direction(agent, nb, lm, self._walls(obs, nb))
@@ -140,6 +148,16 @@ class CoveragePolicy(Policy):
         lo = np.array([lim.min_linear_speed_mps, -lim.max_angular_speed_radps])
         hi = np.array([lim.max_linear_speed_mps, lim.max_angular_speed_radps])
         return cap_speed(desired, lim.max_linear_speed_mps, lo, hi).astype(np.float32)
+
+    def _report(self, obs: np.ndarray) -> np.ndarray | None:
+        """The nearest free landmark the robots it hears report (robot frame), or None."""
+        if self._messages is None:
+            return None
+        heard = obs[self._messages].reshape(-1, 6)
+        said = heard[(heard[:, 2] > 0.5) & (heard[:, 5] > 0.5), 3:5]
+        if not len(said):
+            return None
+        return said[int(np.argmin(np.linalg.norm(said, axis=1)))]
 
     def _walls(self, obs: np.ndarray, nb: np.ndarray) -> np.ndarray:
         """Unit vectors (robot frame) toward lidar returns nearer than ``wall_m`` that no
@@ -180,6 +198,8 @@ class _Decision:
     direction: np.ndarray | None = None
     turned: bool = False
     """The search direction was set anew in this step (a search began, or a wall turned it)."""
+    reported: bool = False
+    """The direction is toward a free landmark another robot reported (not a search)."""
 
     def choice(self, slots: int, headings: int) -> int:
         """As a target choice: the slot, or ``slots`` + the nearest heading's index."""

@@ -9,7 +9,19 @@ Observation of one robot (body frame, SI units):
     (the landmark's beacon says it is taken) else 0, then 1 (present) or 0 (padding);
   neighbours (5 × k): for the k nearest robots within ``neighbour_radius_m``: position x, y
     and velocity x, y in the robot frame, then 1 (present) or 0 (padding);
-  lidar (lidar_obs_beams): ranges (walls and robots), min-pooled from the world's lidar.
+  lidar (lidar_obs_beams): ranges (walls and robots), min-pooled from the world's lidar;
+  messages (6 × relay_senders, only with ``relay_radius_m`` > 0): what the nearest robots
+    within ``relay_radius_m`` say (``worlds.tasks.messages``), nearest first: the sender's
+    position x, y, 1 (present), then the free landmark it reports, x, y, 1 (or zeros if it
+    reports none), all in the robot frame.
+
+Messages (off by default: the shipped world is the task without communication): every robot
+says one thing, a free landmark in its view that it is not taking: the nearest landmark in
+its view that no robot covers, or, while it covers none itself (it is on its way to one, the
+nearest free one it sees), the next nearest. This carries what a robot busy with its own
+landmark sees to a robot still looking: in 16 of the 21 episodes of 100 (seeds 0–99) where
+the greedy baseline without messages leaves a landmark uncovered, that landmark had been in
+view of a robot that was not searching, and never of one that was.
 
 Reward per control step and robot: ``progress`` × the decrease of the team's cost, the mean
 over landmarks of the distance to the nearest robot (m; shared); ``covered`` × the fraction
@@ -44,6 +56,7 @@ from worlds.errors import Problem
 from worlds.spec import NonNegativeFloat, PositiveFloat, Region, Spec, WorldSpec
 from worlds.tasks.base import ObservationPart, Snapshot, Task, lidar_pooling_problem, region_problem
 from worlds.tasks.flocking import clip_row, contiguous_f64, nearest_others, write_neighbours
+from worlds.tasks.messages import deliver, inbox_size
 
 LANDMARK_CLEARANCE_M = 0.05  # free space kept between a landmark and walls beyond a robot's radius
 
@@ -69,6 +82,10 @@ class CoverageParams(Spec):
     neighbours: Annotated[int, Field(ge=0, le=16)] = 3
     neighbour_radius_m: PositiveFloat = 3.0
     lidar_obs_beams: Annotated[int, Field(gt=0)] = 8
+    relay_radius_m: NonNegativeFloat = 0.0
+    """Range of the robots' messages (0: no messages)."""
+    relay_senders: Annotated[int, Field(ge=1, le=16)] = 2
+    """Robots heard per step (the nearest within relay_radius_m)."""
     reward: CoverageReward = CoverageReward()
 
 
@@ -240,6 +257,18 @@ class CoverageTask(Task):
             ),
             ObservationPart("neighbours", 5 * k, "per neighbour: x, y (m), vx, vy (m/s) in the robot frame, present"),
             ObservationPart("lidar", self.params.lidar_obs_beams, "min-pooled lidar ranges (m)"),
+        ] + self._message_layout()
+
+    def _message_layout(self) -> list[ObservationPart]:
+        if not self.params.relay_radius_m:
+            return []
+        size = inbox_size(self.params.relay_senders, 1)
+        return [
+            ObservationPart(
+                "messages",
+                size,
+                "per heard robot: its x, y (m), present; the free landmark it reports: x, y (m), set",
+            )
         ]
 
     def lidar_obs_angles(self) -> np.ndarray:
@@ -257,6 +286,7 @@ class CoverageTask(Task):
                 np.tile([-lm_r, -lm_r, 0.0, 0.0], m),
                 np.tile([-nb_r, -nb_r, -vmax, -vmax, 0.0], k),
                 np.zeros(p.lidar_obs_beams),
+                *self._message_bounds(low=True),
             ]
         )
         hi = np.concatenate(
@@ -265,9 +295,18 @@ class CoverageTask(Task):
                 np.tile([lm_r, lm_r, 1.0, 1.0], m),
                 np.tile([nb_r, nb_r, vmax, vmax, 1.0], k),
                 np.full(p.lidar_obs_beams, self.lidar.range_max_m),
+                *self._message_bounds(low=False),
             ]
         )
         return lo.astype(np.float32), hi.astype(np.float32)
+
+    def _message_bounds(self, low: bool) -> list[np.ndarray]:
+        p = self.params
+        if not p.relay_radius_m:
+            return []
+        sender, reach = p.relay_radius_m, p.relay_radius_m + p.landmark_radius_m
+        slot = [-sender, -sender, 0.0, -reach, -reach, 0.0] if low else [sender, sender, 1.0, reach, reach, 1.0]
+        return [np.tile(slot, p.relay_senders)]
 
     def observation_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return self._bounds
@@ -280,6 +319,7 @@ class CoverageTask(Task):
             lidar = np.full((B, N, p.lidar_obs_beams), self.lidar.range_max_m)
         out = np.empty((B, N, self.observation_size), dtype=np.float32)
         lo, hi = self._bounds
+        core = self.observation_size - sum(part.size for part in self._message_layout())
         _observe(
             contiguous_f64(snap.poses),
             contiguous_f64(snap.twists),
@@ -290,11 +330,39 @@ class CoverageTask(Task):
             p.cover_radius_m,
             p.neighbours,
             p.neighbour_radius_m,
-            lo,
-            hi,
+            lo[:core],
+            hi[:core],
             out,
         )
+        if p.relay_radius_m:
+            inbox = np.zeros((B, N, inbox_size(p.relay_senders, 1)))
+            points, valid = self.reports(snap.poses)
+            deliver(contiguous_f64(snap.poses), points, valid, p.relay_senders, p.relay_radius_m, inbox)
+            out[..., core:] = np.clip(inbox, lo[core:], hi[core:])
         return out
+
+    def reports(self, poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What each robot says (the module docstring's protocol): points (B, N, 1, 2), the
+        reported landmark in the robot's frame, and valid (B, N, 1), whether it reports one."""
+        p = self.params
+        rel = self.landmarks[:, None, :, :] - poses[:, :, None, :2]  # (B, N, L, 2)
+        d = np.linalg.norm(rel, axis=-1)
+        rank = np.argsort(np.argsort(d, axis=-1, kind="stable"), axis=-1, kind="stable")
+        in_view = (d <= p.landmark_radius_m) & (rank < p.landmark_obs)
+        on = d <= p.cover_radius_m
+        free = ~on.any(axis=1)  # (B, L): nobody covers it
+        candidate = in_view & free[:, None, :]
+        cost = np.where(candidate, d, np.inf)
+        taking = ~on.any(axis=2)  # (B, N): on its way to the nearest free landmark it sees
+        nearest = np.argmin(cost, axis=-1)
+        b, i = np.nonzero(taking)
+        cost[b, i, nearest[b, i]] = np.inf
+        pick = np.argmin(cost, axis=-1)  # (B, N)
+        valid = np.take_along_axis(cost, pick[..., None], axis=-1)[..., 0] < np.inf
+        vec = np.take_along_axis(rel, pick[..., None, None], axis=2)[:, :, 0, :]  # map frame
+        c, s = np.cos(poses[..., 2]), np.sin(poses[..., 2])
+        body = np.stack([c * vec[..., 0] + s * vec[..., 1], -s * vec[..., 0] + c * vec[..., 1]], axis=-1)
+        return np.where(valid[..., None], body, 0.0)[:, :, None, :], valid[:, :, None]
 
     # ---- episode -----------------------------------------------------------------------
     @property
