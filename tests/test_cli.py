@@ -80,6 +80,8 @@ def test_train_refuses_settings_that_cannot_work_with_exit_2(tmp_path):
         (("navigation", "--set", "steer_search=true"), "the navigation baseline does not search"),
         (("navigation", "--set", "critic_state=true"), "the navigation task has no critic state"),
         (("coverage", "--set", "steer_search=true", "--set", "targets=true"), "steer_search runs the baseline"),
+        (("coverage", "--set", "memory=8", "--set", "memory_chunk=5"), "memory_chunk (5) must divide rollout_steps"),
+        (("coverage", "--world-set", "task.params.relay_radius_m=-1"), "task.params.relay_radius_m"),
     ]
     for args, message in cases:
         res = _sern("train", *args, "--steps", "1", "--out", str(tmp_path / "x"))
