@@ -52,7 +52,8 @@ class LearnedPolicy(FunctionPolicy):
         if size != context.observation_size:
             raise checkpoint.CheckpointError(
                 f"{path}: expects observations of size {size}, this world gives {context.observation_size} "
-                "(different lidar beams or neighbour count?)"
+                f"(it was trained on {self.meta.get('world_file', '?')}: different lidar beams, neighbours "
+                "or messages? --world-set changes the world for one command)"
             )
 
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from worlds import WorldFileError, load_world
+from sern import world_set
 
 
 def add_parser(sub) -> None:
@@ -21,6 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=1000, help="first seed (held out from training's seeds)")
     p.add_argument("--backend", default=None, help="override the world's backend (kinematic, pybullet)")
+    world_set.add_argument(p)
     p.add_argument(
         "--act",
         choices=["mode", "sample"],
@@ -40,10 +41,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from sern.cli import UsageError
 
-    try:
-        world = load_world(args.world)
-    except WorldFileError as err:
-        raise UsageError(str(err)) from None
+    world = world_set.load(args.world, args.world_set)
     if args.episodes < 1:
         raise UsageError("--episodes must be at least 1")
     from policies.evaluation import evaluate

@@ -9,7 +9,9 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from worlds import WorldFileError, load_world, make_task, with_changes
+from sern import world_set
+from sern.world_set import parse_value
+from worlds import make_task
 
 
 def add_parser(sub) -> None:
@@ -35,13 +37,7 @@ def add_parser(sub) -> None:
         metavar="KEY=VALUE",
         help="any TrainConfig field, e.g. --set ent_coef=0.01",
     )
-    p.add_argument(
-        "--world-set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change the world file for this run, e.g. --world-set task.params.reward.collision_penalty=20",
-    )
+    world_set.add_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -49,16 +45,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from sern.cli import UsageError
 
-    changes = {}
-    for item in args.world_set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--world-set {item}: expected KEY=VALUE, e.g. task.params.reward.collision_penalty=20")
-        changes[key] = _parse(value)
-    try:
-        world = with_changes(load_world(args.world), changes)
-    except WorldFileError as err:
-        raise UsageError(str(err)) from None
+    world = world_set.load(args.world, args.world_set)
     from policies.mappo import TrainConfig, train
 
     overrides = {}
@@ -66,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
     for item in args.set:
         key, _, value = item.partition("=")
         if key.startswith("teacher."):  # one setting of the scripted teacher
-            overrides.setdefault("teacher", {})[key.removeprefix("teacher.")] = _parse(value)
+            overrides.setdefault("teacher", {})[key.removeprefix("teacher.")] = parse_value(value)
             continue
         if key not in names:
             raise UsageError(f"--set {key}: not a training setting; choose from {', '.join(sorted(names))}")
-        overrides[key] = _parse(value)
+        overrides[key] = parse_value(value)
     try:
         config = TrainConfig(
             algo=args.algo, total_agent_steps=args.steps, num_worlds=args.worlds, seed=args.seed, **overrides
@@ -116,12 +103,3 @@ def run(args: argparse.Namespace) -> int:
         json.dumps({k: v for k, v in last.items() if k in ("agent_steps", "return", "success_rate", "collision_rate")})
     )
     return 0
-
-
-def _parse(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)

@@ -113,3 +113,16 @@ def test_a_backend_that_cannot_run_the_world_exits_2_naming_the_key(tmp_path, na
         assert message in res.stderr, (args, res.stderr)
         assert "Traceback" not in res.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_eval_changes_the_world_for_one_command_with_world_set():
+    res = _sern("eval", "scripted", "coverage", "--world-set", "task.params.max_episode_s=2", "--episodes", "1")
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads(res.stdout.strip().splitlines()[-1])
+    assert metrics["episode_s"] == 2.0  # the changed time limit, not the file's 30 s
+    for args, message in [
+        (("--world-set", "task.params.relay_radius_m"), "expected KEY=VALUE"),
+        (("--world-set", "task.params.relay_radius_m=-1"), "task.params.relay_radius_m"),
+    ]:
+        bad = _sern("eval", "scripted", "coverage", *args, "--episodes", "1")
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
