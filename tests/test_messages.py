@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from pettingzoo.test import parallel_api_test
 from task_helpers import shipped_world_data, snapshot
 from test_task_coverage import LANDMARKS, STARTS
 
@@ -80,6 +81,25 @@ def test_coverage_robots_report_a_free_landmark_they_are_not_taking():
     short = _talking_task(relay_radius_m=2.5)
     heard = short.observe(snapshot(STARTS))[0][:, short.observation_slices()["messages"]].reshape(3, 2, 6)
     np.testing.assert_allclose(heard[1, 1], 0.0)
+
+
+def test_a_talking_coverage_env_keeps_the_pettingzoo_api_and_its_bounds():
+    data = shipped_world_data("coverage")
+    data["task"]["params"]["relay_radius_m"] = 5.0
+    env = MultiRobotEnv(load_world_data(data, "coverage, relay 5 m"))
+    try:
+        parallel_api_test(env, num_cycles=50)
+        obs, _ = env.reset(seed=2)
+        rng = np.random.default_rng(2)
+        heard = 0.0
+        for _ in range(40):
+            for agent, o in obs.items():
+                assert env.observation_space(agent).contains(o), agent
+                heard += o[env.task.observation_slices()["messages"]][5::6].sum()
+            obs, *_ = env.step({a: rng.uniform(-1.0, 1.0, 2).astype(np.float32) for a in env.agents})
+        assert heard > 0  # reports were heard
+    finally:
+        env.close()
 
 
 def test_without_messages_the_observation_is_as_shipped():
