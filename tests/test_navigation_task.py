@@ -129,5 +129,6 @@ def test_task_registry_matches_the_task_modules():
 
     import worlds.tasks as pkg
 
-    modules = {p.stem for p in Path(pkg.__file__).parent.glob("*.py")} - {"__init__", "base", "kernels"}
+    helpers = {"__init__", "base", "kernels", "messages"}
+    modules = {p.stem for p in Path(pkg.__file__).parent.glob("*.py")} - helpers
     assert {target.split(":")[0].rsplit(".", 1)[1] for target in TASKS.values()} == modules
