@@ -379,17 +379,13 @@ def ppo_update(
     # with memory replays each sequence from the memory it had at the sequence's start.
     L = config.memory_chunk if model.memory_size else 1
     seqs = (T // L) * B
-
-    def chunks(x):
-        return as_sequences(x, L)
-
-    b_obs, b_act, b_logp, b_adv, b_target, b_mask, b_pmask, b_done = map(
-        chunks, (obs, act, logp, adv, target, mask, policy_mask, done)
+    b_obs, b_act, b_logp, b_adv, b_target, b_mask, b_pmask, b_done = (
+        as_sequences(x, L) for x in (obs, act, logp, adv, target, mask, policy_mask, done)
     )
-    b_state = None if state is None else chunks(state)
+    b_state = None if state is None else as_sequences(state, L)
     b_memory = None
-    if model.memory_size:
-        b_memory = chunks(torch.cat([r.memory for r in rollouts], dim=1))[0]  # (seqs, N, H) at each start
+    if model.memory_size:  # (seqs, N, H): the memory at each sequence's start
+        b_memory = as_sequences(torch.cat([r.memory for r in rollouts], dim=1), L)[0]
     active = b_adv[b_pmask.bool()] if b_pmask.any() else b_adv[b_mask.bool()]
     b_adv = (b_adv - active.mean()) / (active.std() + 1e-8)
     mb = max(1, seqs // config.minibatches)
