@@ -57,6 +57,7 @@ from worlds.spec import NonNegativeFloat, PositiveFloat, Region, Spec, WorldSpec
 from worlds.tasks.base import ObservationPart, Snapshot, Task, lidar_pooling_problem, region_problem
 from worlds.tasks.flocking import clip_row, contiguous_f64, nearest_others, write_neighbours
 from worlds.tasks.messages import deliver, inbox_size
+from worlds.tasks.navigation import rotate_into
 
 LANDMARK_CLEARANCE_M = 0.05  # free space kept between a landmark and walls beyond a robot's radius
 
@@ -360,8 +361,7 @@ class CoverageTask(Task):
         pick = np.argmin(cost, axis=-1)  # (B, N)
         valid = np.take_along_axis(cost, pick[..., None], axis=-1)[..., 0] < np.inf
         vec = np.take_along_axis(rel, pick[..., None, None], axis=2)[:, :, 0, :]  # map frame
-        c, s = np.cos(poses[..., 2]), np.sin(poses[..., 2])
-        body = np.stack([c * vec[..., 0] + s * vec[..., 1], -s * vec[..., 0] + c * vec[..., 1]], axis=-1)
+        body = rotate_into(poses[..., 2], vec)
         return np.where(valid[..., None], body, 0.0)[:, :, None, :], valid[:, :, None]
 
     # ---- episode -----------------------------------------------------------------------
