@@ -101,7 +101,9 @@ class TrainConfig:
     observation. Training only: the actor, and so the checkpoint's behaviour, is unchanged."""
     steer_on: str = "search"
     """When a steering choice counts: every step a robot searches (``search``), or only when
-    its search direction is set anew (``turns``: a search begins, a wall turns it)."""
+    its search direction is set anew (``turns``: a search begins, a wall turns it); or
+    (``holding``) every step a robot holds its landmark and sees another free one, and the
+    choice is whether to hand its own off (``policies.steering``)."""
     memory: int = 0
     """Give the actor a memory: a GRU of this size that reads every observation (recurrent
     MAPPO; 0: a memoryless actor). For partially observed tasks, where what a robot saw a

@@ -48,6 +48,12 @@ class CoverageConfig:
     """A taken landmark counts as taken by a seen neighbour if one is this close to it."""
     wall_m: float = 1.0
     """An exploring robot turns away from lidar returns nearer than this."""
+    hold_m: float = 0.4
+    """A robot this close to the landmark it gave itself holds it (and could hand it off)."""
+    recognise_m: float = 0.3
+    """A landmark a robot left its own for is recognised, step to step, as the one in view
+    within this distance of where it was last step (landmarks are 1.5 m apart, a robot
+    moves 5 cm per control step)."""
 
 
 class CoveragePolicy(Policy):
@@ -69,10 +75,14 @@ class CoveragePolicy(Policy):
         self._explore: dict[str, np.ndarray] = {}
         self._lm_slots = range((self._lm.stop - self._lm.start) // 4)
         self._last: dict[str, _Decision] = {}
+        self._leaving_for: dict[str, np.ndarray] = {}  # robot frame: the landmark it handed its own off for
+        self._other_free: dict[str, np.ndarray] = {}  # robot frame: where a holding robot could go instead
 
     def reset(self, seed: int | None = None) -> None:
         self._explore = {}
         self._last = {}
+        self._leaving_for = {}
+        self._other_free = {}
 
     def act(self, observations: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {agent: self._act_one(agent, np.asarray(obs, dtype=float)) for agent, obs in observations.items()}
@@ -95,6 +105,21 @@ class CoveragePolicy(Policy):
         last = self._last.get(agent)
         return last is not None and last.turned
 
+    def holding(self, agent: str) -> bool:
+        """Whether the robot sits on the landmark it gave itself and sees another that no
+        robot covers: it could hand its own off (``hand_off``)."""
+        last = self._last.get(agent)
+        return last is not None and last.holding
+
+    def hand_off(self, agent: str) -> None:
+        """Send a holding robot to the nearest landmark in its view that no robot covers,
+        leaving its own to whoever comes: from its next step it drives there, whatever the
+        greedy matching says, until it arrives or another robot covers that landmark. The
+        baseline never does this by itself; a steering actor decides when
+        (``policies.steering``, ``steer_on=holding``). Ignored for a robot not holding."""
+        if self.holding(agent):
+            self._leaving_for[agent] = self._other_free[agent]
+
     def steer(self, agent: str, direction: np.ndarray) -> None:
         """Set a searching robot's search direction (robot frame; any length): from its next
         step it runs that way, bouncing off walls as before. Ignored for a robot not searching."""
@@ -115,7 +140,10 @@ class CoveragePolicy(Policy):
         nb = nb[nb[:, 4] > 0.5]
         robots = np.vstack([np.zeros((1, 2)), nb[:, :2]])  # me first, in my frame
 
-        if len(lm):
+        leaving_for = self._still_leaving(agent, lm)
+        if leaving_for is not None:
+            target = leaving_for
+        elif len(lm):
             d = np.linalg.norm(robots[:, None, :] - lm[None, :, :2], axis=-1)  # (robots, landmarks)
             # Taken by a robot out of my sight: not mine to take.
             unseen_taker = (lm[:, 2] > 0.5) & (d[1:].min(axis=0, initial=np.inf) > cfg.taken_by_seen_m)
@@ -132,7 +160,7 @@ class CoveragePolicy(Policy):
         if target is not None:
             desired = drive_to(lm[target, :2], cfg.gain, cfg.stop_m, lim.max_linear_speed_mps)
             self._explore.pop(agent, None)
-            self._last[agent] = _Decision(slot=target)
+            self._last[agent] = _Decision(slot=target, holding=self._could_hand_off(agent, lm, target, leaving_for))
         elif report is not None:  # another robot says where a free landmark is: go and look
             desired = drive_to(report, cfg.gain, cfg.stop_m, lim.max_linear_speed_mps)
             self._explore.pop(agent, None)
@@ -148,6 +176,32 @@ class CoveragePolicy(Policy):
         lo = np.array([lim.min_linear_speed_mps, -lim.max_angular_speed_radps])
         hi = np.array([lim.max_linear_speed_mps, lim.max_angular_speed_radps])
         return cap_speed(desired, lim.max_linear_speed_mps, lo, hi).astype(np.float32)
+
+    def _still_leaving(self, agent: str, lm: np.ndarray) -> int | None:
+        """The slot of the landmark the robot handed its own off for, while it is on its way
+        there and nobody covers it (None otherwise: the hand-off is over)."""
+        goal = self._leaving_for.pop(agent, None)
+        if goal is None or not len(lm):
+            return None
+        j = int(np.argmin(np.linalg.norm(lm[:, :2] - goal, axis=1)))
+        arrived = float(np.linalg.norm(lm[j, :2])) < self.config.hold_m
+        if np.linalg.norm(lm[j, :2] - goal) > self.config.recognise_m or lm[j, 2] > 0.5 or arrived:
+            return None
+        self._leaving_for[agent] = lm[j, :2].copy()
+        return j
+
+    def _could_hand_off(self, agent: str, lm: np.ndarray, target: int, leaving_for: int | None) -> bool:
+        """Whether the robot holds landmark ``target`` and sees another nobody covers (kept
+        as where ``hand_off`` sends it)."""
+        self._other_free.pop(agent, None)
+        if leaving_for is not None or float(np.linalg.norm(lm[target, :2])) >= self.config.hold_m:
+            return False
+        free = np.flatnonzero(lm[:, 2] < 0.5)
+        free = free[free != target]
+        if not len(free):
+            return False
+        self._other_free[agent] = lm[free[np.argmin(np.linalg.norm(lm[free, :2], axis=1))], :2].copy()
+        return True
 
     def _report(self, obs: np.ndarray) -> np.ndarray | None:
         """The nearest free landmark the robots it hears report (robot frame), or None."""
@@ -200,6 +254,8 @@ class _Decision:
     """The search direction was set anew in this step (a search began, or a wall turned it)."""
     reported: bool = False
     """The direction is toward a free landmark another robot reported (not a search)."""
+    holding: bool = False
+    """The robot holds its landmark and sees another free one it could hand its own off for."""
 
     def choice(self, slots: int, headings: int) -> int:
         """As a target choice: the slot, or ``slots`` + the nearest heading's index."""

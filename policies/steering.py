@@ -1,5 +1,8 @@
-"""Search steering: the actor decides only *where the scripted baseline searches*.
+"""Steering: the actor makes one decision the scripted baseline makes badly or not at all.
 
+Two decisions can be steered, each where the coverage baseline loses landmarks.
+
+*Where a searching robot searches* (``on`` = ``search`` or ``turns``).
 On coverage the baseline's losses are searches: in every failed episode of 100 exactly one
 landmark is left uncovered, and a robot that knew which way to look would have found it (the
 baseline with an oracle choosing each robot's first search direction covers everything in
@@ -16,9 +19,27 @@ off walls as the baseline does, until a landmark becomes its own, so one choice 
 lasting, coherent effect (which per-step exploration of commands does not). The actor sees
 the observation and the baseline's command (``policies.residual.residual_input``), and PPO
 trains it only on the steps where its choice counts (``Rollout.policy_mask``). A checkpoint's
-sidecar says ``steering: {headings: H}``; ``LearnedPolicy`` then runs the baseline and
-steers it. Baselines that can be steered have ``searching(agent)`` and ``steer(agent,
-direction)`` (coverage's).
+sidecar says ``steering: {headings: H, on: ...}``; ``LearnedPolicy`` then runs the
+baseline and steers it.
+
+*When a robot hands its landmark off* (``on`` = ``holding``). In 16 of the 21 episodes of 100
+the baseline loses, the missing landmark was in view of a robot holding its own, and never of
+a robot searching (``benchmarks/coverage_failures.py``): the greedy matching leaves a
+searcher nearby to take it, but the searcher cannot see it. A robot that left its landmark
+for the free one would leave its own to that searcher, which does see it. The baseline never
+leaves; here, for a robot holding its landmark while it sees another nobody covers, the
+actor chooses
+
+  0           stay (``KEEP_LOGITS["holding"]``: the untrained actor leaves with
+              probability 1 / (e^6 + 1) ≈ 0.25 % per such step);
+  1           hand off: drive to the nearest free landmark in view, committed until there
+              (``CoveragePolicy.hand_off``).
+
+What it has to learn is when leaving pays: when someone will take the landmark it leaves,
+and nobody else is going for the one it goes to. Sidecar: ``steering: {on: holding}``.
+
+Baselines that can be steered have ``searching``, ``turning`` and ``steer(agent,
+direction)``, and ``holding`` and ``hand_off(agent)`` (coverage's).
 """
 
 from __future__ import annotations
@@ -30,16 +51,18 @@ import numpy as np
 
 from policies.base import Policy
 
-KEEP_LOGITS = {"search": 6.0, "turns": 2.0}
-"""Initial logit of "keep the baseline's direction" (the others start near 0), by when the
+KEEP_LOGITS = {"search": 6.0, "turns": 2.0, "holding": 6.0}
+"""Initial logit of "keep what the baseline does" (the others start near 0), by when the
 choice counts: with H = 8 other choices a searching robot changes its heading with
 probability 8 / (e^6 + 8) ≈ 2 % per control step, or 8 / (e^2 + 8) ≈ 52 % where its
-direction is set anew, at first."""
+direction is set anew, at first; a holding robot hands off with 1 / (e^6 + 1) ≈ 0.25 %
+per step."""
 
 
-STEER_ON = ("search", "turns")
+STEER_ON = ("search", "turns", "holding")
 """When a robot's choice counts: every step it searches, or only where its search direction is
-set anew (a search begins, a wall turns it)."""
+set anew (a search begins, a wall turns it): the choice is a search heading; every step it
+holds its landmark and sees another free one: the choice is whether to hand off."""
 
 
 def steering_settings(config) -> dict | None:
@@ -47,11 +70,15 @@ def steering_settings(config) -> dict | None:
     run does not steer a baseline)."""
     if not config.steer_search:
         return None
+    if config.steer_on == "holding":
+        return {"on": "holding"}
     return {"headings": config.target_headings, "on": config.steer_on}
 
 
 def num_choices(settings: Mapping) -> int:
-    """Choices of a steering actor: keep, or one of the headings."""
+    """Choices of a steering actor: keep, or one of the headings (hand off, when holding)."""
+    if settings.get("on") == "holding":
+        return 2
     return 1 + int(settings["headings"])
 
 
@@ -65,7 +92,7 @@ def heading_vectors(headings: int) -> np.ndarray:
 
 def check_steerable(policy: Policy) -> None:
     """Raise ValueError naming the task if its baseline cannot be steered."""
-    if not all(hasattr(policy, name) for name in ("searching", "turning", "steer")):
+    if not all(hasattr(policy, name) for name in ("searching", "turning", "steer", "holding", "hand_off")):
         raise ValueError(
             f"the {policy.context.task_name} baseline does not search, so there is nothing to steer "
             "(search steering is for coverage)"
@@ -76,8 +103,9 @@ def check_steerable(policy: Policy) -> None:
 class Steering:
     """How a steering actor's choices act on a baseline: its headings and when they count."""
 
-    headings: np.ndarray
-    """(H, 2) unit vectors of the search headings, in the robot frame (choice k → row k-1)."""
+    headings: np.ndarray | None
+    """(H, 2) unit vectors of the search headings, in the robot frame (choice k → row k-1);
+    None when holding robots choose whether to hand off."""
     on: str = "search"
     """When a robot's choice counts (``STEER_ON``)."""
 
@@ -90,16 +118,22 @@ class Steering:
         on = entry.get("on", "search")
         if on not in STEER_ON:
             raise ValueError(f"steering.on must be one of {', '.join(STEER_ON)}, got {on!r}")
+        if on == "holding":
+            return cls(None, on)
         return cls(heading_vectors(int(entry.get("headings", 8))), on)
 
     def choosing(self, policy: Policy, agents: Iterable[str]) -> np.ndarray:
         """Bool per agent: the actor's choice counts for it now."""
-        test = policy.searching if self.on == "search" else policy.turning
+        test = {"search": policy.searching, "turns": policy.turning, "holding": policy.holding}[self.on]
         return np.array([test(a) for a in agents], dtype=bool)
 
     def steer(self, policy: Policy, agents: Iterable[str], choices: Iterable[int]) -> None:
         """Apply the actor's ``choices`` (one per agent) to the robots where they count."""
         agents = list(agents)
         for agent, choice, count in zip(agents, choices, self.choosing(policy, agents), strict=True):
-            if count and int(choice) > 0:
+            if not count or int(choice) == 0:
+                continue
+            if self.headings is None:
+                policy.hand_off(agent)
+            else:
                 policy.steer(agent, self.headings[int(choice) - 1])

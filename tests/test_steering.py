@@ -124,3 +124,76 @@ def test_steering_refuses_a_task_whose_baseline_does_not_search():
         Collector(load_world("navigation"), 1, seed=0, steering={"headings": 8})
     with pytest.raises(ValueError, match="steer_search runs the baseline"):
         TrainConfig(steer_search=True, bc_agent_steps=100)
+
+
+def _with_neighbour(context, obs, x, y) -> np.ndarray:
+    nb = obs[context.observation_slices["neighbours"]].reshape(-1, 5)
+    nb[0] = (x, y, 0.0, 0.0, 1.0)
+    obs[context.observation_slices["neighbours"]] = nb.reshape(-1)
+    return obs
+
+
+def test_a_holding_robot_hands_off_to_the_free_landmark_and_keeps_going_there(context):
+    baseline = make_scripted(context)
+    agent = context.agents[0]
+    # on its own landmark (0.1 m away), a free one 3 m ahead-left; a neighbour 1 m behind
+    on_mine = _with_neighbour(context, _obs(context, landmarks=[(0.1, 0.0, 0.0), (3.0, 2.0, 0.0)]), -1.0, 0.0)
+    stay = baseline.act({agent: on_mine})[agent]
+    assert baseline.holding(agent) and np.linalg.norm(stay) < 0.2, "it drives onto its own landmark"
+    baseline.hand_off(agent)
+    go = baseline.act({agent: on_mine})[agent]
+    assert go @ np.array([3.0, 2.0]) / np.hypot(3.0, 2.0) > 0.9 * np.linalg.norm(go) > 0.5
+    assert not baseline.holding(agent), "on its way it has no hand-off to choose"
+    # a step later the same landmark is 5 cm nearer and the one it left is behind: it keeps going
+    later = _with_neighbour(context, _obs(context, landmarks=[(0.05, 0.0, 0.0), (2.95, 1.97, 0.0)]), -1.0, 0.0)
+    assert baseline.act({agent: later})[agent] @ np.array([3.0, 2.0]) > 0.5
+    # once another robot covers it, the hand-off is over and the greedy matching decides again
+    taken = _with_neighbour(context, _obs(context, landmarks=[(0.05, 0.0, 0.0), (2.9, 1.95, 1.0)]), -1.0, 0.0)
+    assert np.linalg.norm(baseline.act({agent: taken})[agent]) < 0.2
+    assert baseline.holding(agent) is False  # nothing free to leave for
+
+
+def test_hand_off_is_ignored_for_a_robot_not_holding(context):
+    baseline = make_scripted(context)
+    agent = context.agents[0]
+    on_the_way = _obs(context, landmarks=[(2.0, 0.0, 0.0), (0.0, 3.0, 0.0)])
+    toward = baseline.act({agent: on_the_way})[agent]
+    assert not baseline.holding(agent)
+    baseline.hand_off(agent)
+    assert np.allclose(baseline.act({agent: on_the_way})[agent], toward)
+
+
+def test_hand_off_steering_learns_only_where_robots_hold_and_serves_from_its_checkpoint(tmp_path, context):
+    config = TrainConfig(steer_search=True, steer_on="holding", num_worlds=8, rollout_steps=300, update_epochs=1)
+    collector = Collector(load_world("coverage"), 8, seed=0, steering={"on": "holding"})
+    model = make_model(collector.env, config)
+    assert model.actor[-1].out_features == 2 and model.actor[-1].bias[0] == KEEP_LOGITS["holding"]
+    rollout = collector.collect(model, 300, RunningNorm(1, clip=1e6), config)
+    holding = rollout.policy_mask.mean().item()
+    assert 0.0 < holding < 0.5, "some robots hold a landmark with another free in view, for part of the time"
+    small = TrainConfig(
+        steer_search=True, steer_on="holding", total_agent_steps=6 * 16 * 64, num_worlds=16, rollout_steps=64
+    )
+    result = train("coverage", small, out=tmp_path / "hand.pt", progress=False)
+    assert json.loads((tmp_path / "hand.json").read_text())["steering"] == {"on": "holding"}
+    policy = LearnedPolicy(context, result.checkpoint)
+    assert policy.steering.on == "holding" and policy.steering.headings is None
+
+
+def test_always_handing_off_changes_the_team_and_never_handing_off_is_the_baseline(context):
+    def hand_off_model(logit_keep: float):
+        model = make_model(_Env(context), TrainConfig(steer_search=True, steer_on="holding"))
+        with torch.no_grad():
+            model.actor[-1].weight.zero_()
+            model.actor[-1].bias.copy_(torch.tensor([logit_keep, 0.0]))
+        return LearnedPolicy.from_model(context, model, steering={"on": "holding"})
+
+    env = MultiRobotEnv(load_world("coverage"))
+    try:
+        never = run_episode(env, hand_off_model(50.0), seed=1002)
+        scripted = run_episode(env, make_scripted(context), seed=1002)
+        always = run_episode(env, hand_off_model(-50.0), seed=1002)
+    finally:
+        env.close()
+    assert np.array_equal(never.poses, scripted.poses)
+    assert not np.allclose(always.poses, scripted.poses)
