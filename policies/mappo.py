@@ -103,7 +103,12 @@ class TrainConfig:
     """When a steering choice counts: every step a robot searches (``search``), or only when
     its search direction is set anew (``turns``: a search begins, a wall turns it); or
     (``holding``) every step a robot holds its landmark and sees another free one, and the
-    choice is whether to hand its own off (``policies.steering``)."""
+    choice is whether to hand its own off (``policies.steering``); ``holding_changes``: that
+    choice only where what the holding robot sees changes."""
+    steer_keep_logit: float | None = None
+    """The untrained actor's logit for keeping the baseline's choice (choice 0), the others
+    starting at 0 (None: ``steering.KEEP_LOGITS`` for ``steer_on``). High starts PPO at the
+    baseline; lower explores the alternatives more often at first."""
     memory: int = 0
     """Give the actor a memory: a GRU of this size that reads every observation (recurrent
     MAPPO; 0: a memoryless actor). For partially observed tasks, where what a robot saw a
@@ -468,7 +473,8 @@ def make_model(env: BatchedEnv, config: TrainConfig) -> MultiAgentActorCritic:
             model.actor[-1].bias[-1] = BASELINE_LOGIT
     if config.steer_search:  # start by keeping the baseline's search headings
         with torch.no_grad():
-            model.actor[-1].bias[0] = KEEP_LOGITS[config.steer_on]
+            keep = config.steer_keep_logit
+            model.actor[-1].bias[0] = KEEP_LOGITS[config.steer_on] if keep is None else keep
     return model
 
 

@@ -77,12 +77,14 @@ class CoveragePolicy(Policy):
         self._last: dict[str, _Decision] = {}
         self._leaving_for: dict[str, np.ndarray] = {}  # robot frame: the landmark it handed its own off for
         self._other_free: dict[str, np.ndarray] = {}  # robot frame: where a holding robot could go instead
+        self._neighbours_seen: dict[str, int] = {}  # how many neighbours a holding robot saw last step
 
     def reset(self, seed: int | None = None) -> None:
         self._explore = {}
         self._last = {}
         self._leaving_for = {}
         self._other_free = {}
+        self._neighbours_seen = {}
 
     def act(self, observations: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {agent: self._act_one(agent, np.asarray(obs, dtype=float)) for agent, obs in observations.items()}
@@ -110,6 +112,13 @@ class CoveragePolicy(Policy):
         robot covers: it could hand its own off (``hand_off``)."""
         last = self._last.get(agent)
         return last is not None and last.holding
+
+    def holding_anew(self, agent: str) -> bool:
+        """Whether the robot is ``holding`` and its view changed since its last step: it has
+        just come to hold with another free landmark in view, that landmark is another one, or
+        the number of neighbours it sees changed (one came or went)."""
+        last = self._last.get(agent)
+        return last is not None and last.holding_anew
 
     def hand_off(self, agent: str) -> None:
         """Send a holding robot to the nearest landmark in its view that no robot covers,
@@ -160,7 +169,15 @@ class CoveragePolicy(Policy):
         if target is not None:
             desired = drive_to(lm[target, :2], cfg.gain, cfg.stop_m, lim.max_linear_speed_mps)
             self._explore.pop(agent, None)
-            self._last[agent] = _Decision(slot=target, holding=self._could_hand_off(agent, lm, target, leaving_for))
+            before = self._other_free.get(agent)
+            holding = self._could_hand_off(agent, lm, target, leaving_for)
+            seen, self._neighbours_seen[agent] = self._neighbours_seen.get(agent), len(nb)
+            anew = holding and (
+                before is None
+                or float(np.linalg.norm(self._other_free[agent] - before)) > cfg.recognise_m
+                or seen != len(nb)
+            )
+            self._last[agent] = _Decision(slot=target, holding=holding, holding_anew=anew)
         elif report is not None:  # another robot says where a free landmark is: go and look
             desired = drive_to(report, cfg.gain, cfg.stop_m, lim.max_linear_speed_mps)
             self._explore.pop(agent, None)
@@ -256,6 +273,8 @@ class _Decision:
     """The direction is toward a free landmark another robot reported (not a search)."""
     holding: bool = False
     """The robot holds its landmark and sees another free one it could hand its own off for."""
+    holding_anew: bool = False
+    """Holding, and what it sees changed since its last step (``CoveragePolicy.holding_anew``)."""
 
     def choice(self, slots: int, headings: int) -> int:
         """As a target choice: the slot, or ``slots`` + the nearest heading's index."""

@@ -37,6 +37,10 @@ actor chooses
 
 What it has to learn is when leaving pays: when someone will take the landmark it leaves,
 and nobody else is going for the one it goes to. Sidecar: ``steering: {on: holding}``.
+With ``on`` = ``holding_changes`` the same choice counts only at the steps where what the
+holding robot sees changes (``CoveragePolicy.holding_anew``: it comes to hold, the free
+landmark is another one, a neighbour comes or goes), about 1.6 moments per robot and
+episode instead of ~48 steps, so each choice carries its own consequence.
 
 Baselines that can be steered have ``searching``, ``turning`` and ``steer(agent,
 direction)``, and ``holding`` and ``hand_off(agent)`` (coverage's).
@@ -51,15 +55,16 @@ import numpy as np
 
 from policies.base import Policy
 
-KEEP_LOGITS = {"search": 6.0, "turns": 2.0, "holding": 6.0}
+KEEP_LOGITS = {"search": 6.0, "turns": 2.0, "holding": 6.0, "holding_changes": 2.0}
 """Initial logit of "keep what the baseline does" (the others start near 0), by when the
 choice counts: with H = 8 other choices a searching robot changes its heading with
 probability 8 / (e^6 + 8) ≈ 2 % per control step, or 8 / (e^2 + 8) ≈ 52 % where its
 direction is set anew, at first; a holding robot hands off with 1 / (e^6 + 1) ≈ 0.25 %
-per step."""
+per step, or 1 / (e^2 + 1) ≈ 12 % per moment its view changes."""
 
 
-STEER_ON = ("search", "turns", "holding")
+STEER_ON = ("search", "turns", "holding", "holding_changes")
+HAND_OFF_ON = ("holding", "holding_changes")
 """When a robot's choice counts: every step it searches, or only where its search direction is
 set anew (a search begins, a wall turns it): the choice is a search heading; every step it
 holds its landmark and sees another free one: the choice is whether to hand off."""
@@ -70,14 +75,14 @@ def steering_settings(config) -> dict | None:
     run does not steer a baseline)."""
     if not config.steer_search:
         return None
-    if config.steer_on == "holding":
-        return {"on": "holding"}
+    if config.steer_on in HAND_OFF_ON:
+        return {"on": config.steer_on}
     return {"headings": config.target_headings, "on": config.steer_on}
 
 
 def num_choices(settings: Mapping) -> int:
     """Choices of a steering actor: keep, or one of the headings (hand off, when holding)."""
-    if settings.get("on") == "holding":
+    if settings.get("on") in HAND_OFF_ON:
         return 2
     return 1 + int(settings["headings"])
 
@@ -118,13 +123,18 @@ class Steering:
         on = entry.get("on", "search")
         if on not in STEER_ON:
             raise ValueError(f"steering.on must be one of {', '.join(STEER_ON)}, got {on!r}")
-        if on == "holding":
+        if on in HAND_OFF_ON:
             return cls(None, on)
         return cls(heading_vectors(int(entry.get("headings", 8))), on)
 
     def choosing(self, policy: Policy, agents: Iterable[str]) -> np.ndarray:
         """Bool per agent: the actor's choice counts for it now."""
-        test = {"search": policy.searching, "turns": policy.turning, "holding": policy.holding}[self.on]
+        test = {
+            "search": policy.searching,
+            "turns": policy.turning,
+            "holding": policy.holding,
+            "holding_changes": policy.holding_anew,
+        }[self.on]
         return np.array([test(a) for a in agents], dtype=bool)
 
     def steer(self, policy: Policy, agents: Iterable[str], choices: Iterable[int]) -> None:

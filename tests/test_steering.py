@@ -3,6 +3,7 @@ searching robot searches (``policies.steering``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -153,6 +154,23 @@ def test_a_holding_robot_hands_off_to_the_free_landmark_and_keeps_going_there(co
     assert baseline.holding(agent) is False  # nothing free to leave for
 
 
+def test_a_holding_robot_chooses_anew_only_when_what_it_sees_changes(context):
+    baseline = make_scripted(context)
+    agent = context.agents[0]
+    alone = _obs(context, landmarks=[(0.1, 0.0, 0.0), (3.0, 2.0, 0.0)])
+    baseline.act({agent: alone})
+    assert baseline.holding(agent) and baseline.holding_anew(agent), "it has just come to hold"
+    baseline.act({agent: alone})
+    assert baseline.holding(agent) and not baseline.holding_anew(agent), "nothing changed"
+    baseline.act({agent: _with_neighbour(context, alone.copy(), -1.0, 0.0)})
+    assert baseline.holding_anew(agent), "a neighbour came into view"
+    another = _with_neighbour(context, _obs(context, landmarks=[(0.1, 0.0, 0.0), (-2.0, 3.0, 0.0)]), -1.0, 0.0)
+    baseline.act({agent: another})
+    assert baseline.holding_anew(agent), "the free landmark it could leave for is another one"
+    baseline.act({agent: _obs(context, landmarks=[(0.1, 0.0, 0.0), (-2.0, 3.0, 1.0)])})
+    assert not baseline.holding(agent) and not baseline.holding_anew(agent), "nothing free: no choice"
+
+
 def test_hand_off_is_ignored_for_a_robot_not_holding(context):
     baseline = make_scripted(context)
     agent = context.agents[0]
@@ -164,13 +182,17 @@ def test_hand_off_is_ignored_for_a_robot_not_holding(context):
 
 
 def test_hand_off_steering_learns_only_where_robots_hold_and_serves_from_its_checkpoint(tmp_path, context):
-    config = TrainConfig(steer_search=True, steer_on="holding", num_worlds=8, rollout_steps=300, update_epochs=1)
-    collector = Collector(load_world("coverage"), 8, seed=0, steering={"on": "holding"})
-    model = make_model(collector.env, config)
-    assert model.actor[-1].out_features == 2 and model.actor[-1].bias[0] == KEEP_LOGITS["holding"]
-    rollout = collector.collect(model, 300, RunningNorm(1, clip=1e6), config)
-    holding = rollout.policy_mask.mean().item()
-    assert 0.0 < holding < 0.5, "some robots hold a landmark with another free in view, for part of the time"
+    masks = {}
+    for on in ("holding", "holding_changes"):
+        config = TrainConfig(steer_search=True, steer_on=on, num_worlds=8, rollout_steps=300, update_epochs=1)
+        collector = Collector(load_world("coverage"), 8, seed=0, steering={"on": on})
+        model = make_model(collector.env, config)
+        assert model.actor[-1].out_features == 2 and model.actor[-1].bias[0] == KEEP_LOGITS[on]
+        masks[on] = collector.collect(model, 300, RunningNorm(1, clip=1e6), config).policy_mask.float().mean().item()
+    assert 0.0 < masks["holding"] < 0.5, "some robots hold a landmark with another free in view, for part of the time"
+    assert 0.0 < masks["holding_changes"] < masks["holding"] / 5, "moments of change are a small part of holding"
+    explorer = make_model(collector.env, dataclasses.replace(config, steer_keep_logit=1.5))
+    assert explorer.actor[-1].bias[0] == 1.5, "steer_keep_logit overrides the start"
     small = TrainConfig(
         steer_search=True, steer_on="holding", total_agent_steps=6 * 16 * 64, num_worlds=16, rollout_steps=64
     )
