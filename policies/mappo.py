@@ -394,7 +394,9 @@ def ppo_update(
     if model.memory_size:  # (seqs, N, H): the memory at each sequence's start
         b_memory = as_sequences(torch.cat([r.memory for r in rollouts], dim=1), L)[0]
     active = b_adv[b_pmask.bool()] if b_pmask.any() else b_adv[b_mask.bool()]
-    b_adv = (b_adv - active.mean()) / (active.std() + 1e-8)
+    # A sparse choice (steering at moments) can count once in a whole rollout: no spread to scale by.
+    spread = active.std() if active.numel() > 1 else torch.tensor(1.0)
+    b_adv = (b_adv - active.mean()) / (spread + 1e-8)
     mb = max(1, seqs // config.minibatches)
     stats = []
     for _ in range(config.update_epochs):

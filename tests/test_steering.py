@@ -107,6 +107,9 @@ def test_the_actor_learns_only_from_steps_where_a_robot_searches():
     ppo_update(model, optimizer, [rollout], RunningNorm(1, clip=1e6), config)
     assert all(torch.equal(a, b) for a, b in zip(actor, model.actor.parameters(), strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(critic, model.critic.parameters(), strict=True))
+    rollout.policy_mask[0, 0, 0] = 1.0  # one choice in the whole rollout: no spread of advantages
+    ppo_update(model, optimizer, [rollout], RunningNorm(1, clip=1e6), config)
+    assert all(torch.isfinite(p).all() for p in model.parameters()), "a lone choice must not poison the weights"
 
 
 def test_a_steering_run_writes_a_checkpoint_that_serves_the_steered_baseline(tmp_path, context):
