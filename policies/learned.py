@@ -92,12 +92,12 @@ class LearnedPolicy(FunctionPolicy):
         if not observations:
             return {}
         agents = list(observations)
+        stacked = np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents])
         if self.base is None:
-            stacked = np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents])
             commands = self._model_commands(stacked, agents)
             return {a: np.asarray(commands[i], dtype=np.float32) for i, a in enumerate(agents)}
         base = self.base.act(observations)  # a residual policy corrects the baseline's commands
-        obs = torch.as_tensor(np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents]))
+        obs = torch.as_tensor(stacked)
         base_commands = torch.as_tensor(np.stack([base[a] for a in agents]), dtype=torch.float32)
         low, high = self.model.action_low, self.model.action_high
         model_input = residual_input(obs, base_commands, low, high)
