@@ -25,6 +25,7 @@ from policies.rollout import run_episode
 from policies.scripted_coverage import CoveragePolicy
 from sim_bridge.env import MultiRobotEnv
 from worlds import load_world, load_world_data
+from worlds.tasks.coverage import landmarks_in_view
 
 
 def main() -> None:
@@ -61,8 +62,7 @@ def main() -> None:
             pos = np.array([p for p, _ in trace])  # (T, N, 2)
             searching = np.array([s for _, s in trace])  # (T, N)
             d = np.linalg.norm(pos[:, :, None, :] - landmarks[None, None], axis=-1)  # (T, N, L)
-            rank = np.argsort(np.argsort(d, axis=-1, kind="stable"), axis=-1, kind="stable")
-            in_view = (d <= params.landmark_radius_m) & (rank < params.landmark_obs)
+            in_view = landmarks_in_view(d, params)
             apart = np.linalg.norm(pos[:, :, None, :] - pos[:, None, :, :], axis=-1)  # (T, N, N)
             for lm in np.flatnonzero(~env.task.covered[0]):
                 counts["missed_landmarks"] += 1

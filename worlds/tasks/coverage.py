@@ -90,6 +90,13 @@ class CoverageParams(Spec):
     reward: CoverageReward = CoverageReward()
 
 
+def landmarks_in_view(d: np.ndarray, params: CoverageParams) -> np.ndarray:
+    """Which landmarks a robot sees, from its distances ``d`` (..., L) to every landmark: the
+    ``landmark_obs`` nearest within ``landmark_radius_m`` (ties to the lower index)."""
+    rank = np.argsort(np.argsort(d, axis=-1, kind="stable"), axis=-1, kind="stable")
+    return (d <= params.landmark_radius_m) & (rank < params.landmark_obs)
+
+
 # ---- compiled per-step maths (numba, serial) ------------------------------------------------
 
 
@@ -348,8 +355,7 @@ class CoverageTask(Task):
         p = self.params
         rel = self.landmarks[:, None, :, :] - poses[:, :, None, :2]  # (B, N, L, 2)
         d = np.linalg.norm(rel, axis=-1)
-        rank = np.argsort(np.argsort(d, axis=-1, kind="stable"), axis=-1, kind="stable")
-        in_view = (d <= p.landmark_radius_m) & (rank < p.landmark_obs)
+        in_view = landmarks_in_view(d, p)
         on = d <= p.cover_radius_m
         free = ~on.any(axis=1)  # (B, L): nobody covers it
         candidate = in_view & free[:, None, :]
