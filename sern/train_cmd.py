@@ -1,4 +1,5 @@
-"""``sern train WORLD``: train a MAPPO or IPPO policy on the vectorised engine."""
+"""``sern train WORLD``: train a MAPPO or IPPO policy on the vectorised engine, or a steering
+choice by rollout policy iteration (``--algo rollouts``, ``policies.rollout_iteration``)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,14 @@ def add_parser(sub) -> None:
         epilog="Example:  sern train navigation --steps 8000000 --out runs/train/navigation",
     )
     p.add_argument("world", metavar="WORLD", help="world file or shipped world name")
-    p.add_argument("--algo", choices=["mappo", "ippo"], default="mappo")
-    p.add_argument("--steps", type=int, default=2_000_000, help="robot-steps of experience (default 2e6)")
-    p.add_argument("--worlds", type=int, default=64, help="worlds simulated side by side (default 64)")
+    p.add_argument(
+        "--algo",
+        choices=["mappo", "ippo", "rollouts"],
+        default="mappo",
+        help="rollouts: learn a steering choice from counterfactual rollouts (policies/rollout_iteration.py)",
+    )
+    p.add_argument("--steps", type=int, default=None, help="robot-steps of experience (default 2e6; PPO)")
+    p.add_argument("--worlds", type=int, default=None, help="worlds simulated side by side (default 64; PPO)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="checkpoint path without suffix (default runs/train/WORLD)")
     p.add_argument(
@@ -35,7 +41,7 @@ def add_parser(sub) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="any TrainConfig field, e.g. --set ent_coef=0.01",
+        help="any TrainConfig field, e.g. --set ent_coef=0.01 (with --algo rollouts: RolloutIterationConfig's)",
     )
     world_set.add_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -46,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from sern.cli import UsageError
 
     world = world_set.load(args.world, args.world_set)
+    if args.algo == "rollouts":
+        return _run_rollouts(args, world)
     from policies.mappo import TrainConfig, train
 
     overrides = {}
@@ -60,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
         overrides[key] = parse_value(value)
     try:
         config = TrainConfig(
-            algo=args.algo, total_agent_steps=args.steps, num_worlds=args.worlds, seed=args.seed, **overrides
+            algo=args.algo,
+            total_agent_steps=2_000_000 if args.steps is None else args.steps,
+            num_worlds=64 if args.worlds is None else args.worlds,
+            seed=args.seed,
+            **overrides,
         )
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
@@ -95,11 +107,55 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise UsageError(f"--set steer_search=true: {err}") from None
     out = args.out or Path("runs/train") / world.name
-    command = "sern " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("sern") else ""
-    result = train(world, config, out=out, progress=not args.quiet, log_dir=out.parent / "tensorboard", command=command)
+    result = train(
+        world, config, out=out, progress=not args.quiet, log_dir=out.parent / "tensorboard", command=_command()
+    )
     last = result.history[-1] if result.history else {}
     print(f"wrote {result.checkpoint} (+ .json); {result.agent_steps} robot-steps in {result.seconds:.0f} s")
     print(
         json.dumps({k: v for k, v in last.items() if k in ("agent_steps", "return", "success_rate", "collision_rate")})
     )
+    return 0
+
+
+def _command() -> str:
+    """The command line, for the sidecar (empty when not run as ``sern``)."""
+    return "sern " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("sern") else ""
+
+
+def _run_rollouts(args: argparse.Namespace, world) -> int:
+    """``--algo rollouts``: rollout policy iteration of a steering choice."""
+    from policies.rollout_iteration import RolloutIterationConfig, check_outcome, train
+    from sern.cli import UsageError
+
+    if args.steps is not None or args.worlds is not None:
+        raise UsageError("--steps and --worlds are PPO settings; --algo rollouts plays --set episodes=N per iteration")
+    names = {f.name for f in fields(RolloutIterationConfig)}
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in names:
+            raise UsageError(f"--set {key}: not a rollout iteration setting; choose from {', '.join(sorted(names))}")
+        overrides[key] = parse_value(value)
+    try:
+        config = RolloutIterationConfig(seed=args.seed, **overrides)
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+    from policies.base import PolicyContext
+    from policies.registry import make_scripted
+    from policies.steering import check_steerable
+
+    try:
+        check_steerable(make_scripted(PolicyContext.from_task(make_task(world))))
+    except ValueError as err:
+        raise UsageError(f"--algo rollouts: {err}") from None
+    try:
+        check_outcome(world, config.outcome)
+    except ValueError as err:
+        raise UsageError(f"--set outcome: {err}") from None
+    out = args.out or Path("runs/train") / world.name
+    result = train(world, config, out=out, command=_command(), log=(lambda *_: None) if args.quiet else print)
+    last = result.history[-1] if result.history else {}
+    print(f"wrote {result.checkpoint} (+ .json); {len(result.history)} iterations in {result.seconds:.0f} s")
+    print(json.dumps({k: v for k, v in last.items() if k in ("episodes", "moments", config.outcome, "fit_agreement")}))
     return 0

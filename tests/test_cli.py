@@ -89,6 +89,19 @@ def test_train_refuses_settings_that_cannot_work_with_exit_2(tmp_path):
         assert message in res.stderr, (args, res.stderr)
         assert "Traceback" not in res.stderr
     assert not (tmp_path / "x.pt").exists()
+    rollouts = [
+        (("coverage", "--steps", "5"), "--steps and --worlds are PPO settings"),
+        (("coverage", "--set", "episode=3"), "--set episode: not a rollout iteration setting"),
+        (("coverage", "--set", "steer_on=sideways"), "steer_on must be one of"),
+        (("coverage", "--set", "outcome=sucess"), "'sucess' is not a coverage episode metric"),
+        (("navigation",), "the navigation baseline does not search"),
+    ]
+    for args, message in rollouts:
+        res = _sern("train", "--algo", "rollouts", *args, "--out", str(tmp_path / "y"))
+        assert res.returncode == 2, (args, res.stderr)
+        assert message in res.stderr, (args, res.stderr)
+        assert "Traceback" not in res.stderr
+    assert not (tmp_path / "y.pt").exists()
 
 
 def test_a_backend_that_cannot_run_the_world_exits_2_naming_the_key(tmp_path, navigation_data):
