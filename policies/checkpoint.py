@@ -52,3 +52,23 @@ def load(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
         raise CheckpointError(f"{path}: cannot load the weights ({str(err).splitlines()[0]})") from None
     model.eval()
     return model, meta
+
+
+def world_entries(world, env, action_type: str) -> dict[str, Any]:
+    """The sidecar entries saying which world, robots, observation and action a checkpoint
+    was trained on (``env``: a ``BatchedEnv`` of ``world``; ``action_type``: how the actor's
+    output acts)."""
+    layout = {name: [sl.start, sl.stop] for name, sl in env.task.observation_slices().items()}
+    return {
+        "task": world.task.name,
+        "world": world.name,
+        "world_file": world.source,
+        "agents": env.agents,
+        "observation": {"size": env.obs_dim, "layout": layout},
+        "action": {
+            "type": action_type,
+            "layout": env.task.action_layout(),
+            "low": env.action_low[0].tolist(),
+            "high": env.action_high[0].tolist(),
+        },
+    }

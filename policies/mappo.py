@@ -630,19 +630,8 @@ def _load_parent(model: MultiAgentActorCritic, path: str, world: WorldSpec) -> d
 def _save(
     out: Path, model, world: WorldSpec, config: TrainConfig, row: dict, command: str, env, parent: dict | None = None
 ) -> Path:
-    layout = {name: [sl.start, sl.stop] for name, sl in env.task.observation_slices().items()}
     info = {
-        "task": world.task.name,
-        "world": world.name,
-        "world_file": world.source,
-        "agents": env.agents,
-        "observation": {"size": env.obs_dim, "layout": layout},
-        "action": {
-            "type": _action_type(config, model),
-            "layout": env.task.action_layout(),
-            "low": env.action_low[0].tolist(),
-            "high": env.action_high[0].tolist(),
-        },
+        **checkpoint.world_entries(world, env, _action_type(config, model)),
         "train_config": asdict(config),
         "train_command": command,
         "train_metrics": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},

@@ -212,11 +212,11 @@ def play_with_branches(
                     for other in range(n_choices):
                         if other == choices[i]:
                             continue
-                        branch = episode.branch()  # its own world and baseline, at this step
+                        fork = episode.branch()  # its own world and baseline, at this step
                         changed = choices.copy()
                         changed[i] = other
-                        branch.apply(agents, commands, changed)
-                        outcomes[other] = branch.finish(config.outcome)
+                        fork.apply(agents, commands, changed)
+                        outcomes[other] = fork.finish(config.outcome)
                     inputs.append(step_inputs[i])
                     taken.append(int(choices[i]))
                     branches.append(outcomes)
@@ -378,20 +378,8 @@ def save(
     chosen_fit: int,
 ) -> Path:
     """Checkpoint + sidecar, served like a MAPPO steering checkpoint."""
-    env = BatchedEnv(world, 1)
-    layout = {name: [sl.start, sl.stop] for name, sl in env.task.observation_slices().items()}
     info: dict[str, Any] = {
-        "task": world.task.name,
-        "world": world.name,
-        "world_file": world.source,
-        "agents": env.agents,
-        "observation": {"size": env.obs_dim, "layout": layout},
-        "action": {
-            "type": "steering",
-            "layout": env.task.action_layout(),
-            "low": env.action_low[0].tolist(),
-            "high": env.action_high[0].tolist(),
-        },
+        **checkpoint.world_entries(world, BatchedEnv(world, 1), "steering"),
         "act": "mode",
         "steering": config.steering(),
         "train_config": {"algo": "rollouts", **asdict(config)},

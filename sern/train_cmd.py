@@ -156,6 +156,6 @@ def _run_rollouts(args: argparse.Namespace, world) -> int:
     out = args.out or Path("runs/train") / world.name
     result = train(world, config, out=out, command=_command(), log=(lambda *_: None) if args.quiet else print)
     last = result.history[-1] if result.history else {}
-    print(f"wrote {result.checkpoint} (+ .json); {len(result.history)} iterations in {result.seconds:.0f} s")
+    print(f"wrote {result.checkpoint} (+ .json); {len(result.history)} rounds in {result.seconds:.0f} s")
     print(json.dumps({k: v for k, v in last.items() if k in ("episodes", "moments", config.outcome, "fit_agreement")}))
     return 0
