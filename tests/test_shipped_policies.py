@@ -33,19 +33,7 @@ def test_every_shipped_checkpoint_has_its_command_and_evaluation():
         assert (CHECKPOINTS_DIR / f"{task}.pt").stat().st_size < 2_000_000  # small enough for git
 
 
-# Not yet: shipped policies still below their scripted baselines (none today; the README's
-# table gives the figures). Strict, so a checkpoint that starts winning fails here until its
-# mark is removed.
-NOT_YET: dict[str, str] = {}
-
-
-@pytest.mark.parametrize(
-    "task",
-    [
-        pytest.param(t, marks=pytest.mark.xfail(strict=True, reason=f"not yet: {NOT_YET[t]}")) if t in NOT_YET else t
-        for t in SWARM_TASKS
-    ],
-)
+@pytest.mark.parametrize("task", SWARM_TASKS)
 def test_learned_policy_beats_the_scripted_baseline_on_held_out_seeds(task):
     result = compare_with_baseline(task, episodes=20, seed=1000)
     assert result["beats"], result
