@@ -22,10 +22,20 @@ _counter = itertools.count()
 
 
 def fresh_domain() -> int:
-    """A ROS_DOMAIN_ID no other test (in this or a parallel worker) is using."""
+    """A ROS_DOMAIN_ID no other test (in this or a parallel worker) is using.
+
+    ``SERN_TEST_DOMAINS=LOW-HIGH`` confines a run to those domains (inclusive), so that
+    test runs side by side on one host (several checkouts) never share a domain; each
+    xdist worker takes its own slice of the range.
+    """
+    low, high = 20, 219
+    if span := os.environ.get("SERN_TEST_DOMAINS"):
+        low, high = (int(x) for x in span.split("-"))
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     index = int(re.sub(r"\D", "", worker) or 0)
-    return 20 + (index * 50 + next(_counter)) % 200
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    size = max(1, (high - low + 1) // workers)
+    return low + (index % workers) * size + next(_counter) % size
 
 
 def ros_env(domain: int, **extra: str) -> dict[str, str]:
