@@ -1,0 +1,403 @@
+"""Soak: the twin graph with 16 robots across a delayed, lossy site link, for a long time.
+
+Two sites on one machine (network namespaces joined by sern's userspace relay, real
+packets; 50 ms each way and 2 % loss by default). The robot site runs ``robot_stand_in``
+(16 PyBullet Huskies, far apart in a 100 m field) and its ``site_link``; the twin site runs
+the other ``site_link`` (user/password authenticated), ``twin_bridge`` and ``twin_sim``
+(``sim_node`` in twin mode). A driver at the twin site commands every robot along smooth
+curves that stay within 8 m of its start (it steers home from the odometry that crosses
+the link), so commands cross one way and odometry, scans and goals the other, for the whole
+run. Measured:
+
+- ``rss_growth_pct``: the worst sern process's resident memory growth from the end of the
+  warm-up (2 minutes, or half a shorter run) to the end (medians of the samples in the
+  minute after the warm-up and the last minute, so one allocation burst does not decide it);
+  the benchmark's own probes are not counted;
+- ``twin_p95_cm_first`` / ``twin_p95_cm_last``: twin position error p95 (twin pose against the
+  robot's pose at the twin pose's stamp, ``sim_bridge.twin_eval``) in the first and the last
+  fifth of the run;
+- ``diagnostics_gaps``: how often a ``/diagnostics`` status that each site publishes every
+  second (site links, twin bridge) went silent for more than 3 s, after the warm-up;
+- ``node_restarts``: sern processes that died during the run (each is restarted, so the run
+  goes on, and counted).
+
+Needs root (network namespaces). The suite does not run it; ``--minutes`` sets the length:
+
+    sudo .venv/bin/python benchmarks/soak.py [--minutes 20] [--robots 16] [--delay-ms 50] [--loss 0.02]
+
+Ends with one JSON line: {"minutes", "rss_growth_pct", "twin_p95_cm_first",
+"twin_p95_cm_last", "diagnostics_gaps", "node_restarts", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SPACING_M = 25.0  # between robots' home positions: curves within HOME_RADIUS_M never meet
+HOME_RADIUS_M = 8.0
+GAP_S = 3.0  # a 1 Hz diagnostics status silent this long is a gap
+RSS_PERIOD_S = 10.0
+
+
+# ---- the world and the link ------------------------------------------------------------
+def soak_world(robots: int) -> dict:
+    """Huskies on a square grid, SPACING_M apart, in a field with room around them."""
+    side = math.ceil(math.sqrt(robots))
+    half = (side - 1) * SPACING_M / 2
+    homes = [[-half + SPACING_M * (k % side), -half + SPACING_M * (k // side), 0.0] for k in range(robots)]
+    size = 2 * half + 4 * HOME_RADIUS_M
+    return {
+        "name": "soak_field",
+        "description": f"{robots} Huskies {SPACING_M:g} m apart for the soak benchmark",
+        "backend": "pybullet",
+        "physics_rate_hz": 240,
+        "control_rate_hz": 20,
+        "seed": 0,
+        "arena": {"size_m": [size, size]},
+        "robots": [{"model": "husky", "count": robots, "spawn": {"poses": homes}}],
+        "sensors": {"lidar": {"beams": 36, "fov_deg": 360, "range_max_m": 10.0, "height_m": 0.2}},
+        "task": {
+            "name": "navigation",
+            "params": {
+                "goals": {"poses": [[x + 4.0, y] for x, y, _ in homes]},
+                "lidar_obs_beams": 36,
+                "max_episode_s": 100000,
+            },
+        },
+    }
+
+
+def drive_command(
+    t: float, index: int, x: float, y: float, yaw: float, home: tuple[float, float]
+) -> tuple[float, float]:
+    """Smooth speed and turn-rate variations (as twin_monitor's curves), steering back
+    towards home when further than HOME_RADIUS_M from it."""
+    phase = 1.3 * index
+    v = 0.6 + 0.4 * math.sin(0.35 * t + phase)
+    w = 0.25 + 0.55 * math.sin(0.5 * t + 2.0 * phase)
+    dx, dy = home[0] - x, home[1] - y
+    if math.hypot(dx, dy) > HOME_RADIUS_M:
+        err = (math.atan2(dy, dx) - yaw + math.pi) % (2 * math.pi) - math.pi
+        w = max(-1.0, min(1.0, 1.5 * err))
+    return v, w
+
+
+# ---- probes (run inside a site's namespace: this file with --role) -----------------------
+def run_probe(role: str, out: Path, world_file: Path, windows: list[tuple[float, float]]) -> int:
+    """``robot``: log odometry (the truth) inside ``windows``; ``twin``: drive the robots,
+    log twin poses inside ``windows``. Both log every /diagnostics status's arrival."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import Twist
+    from nav_msgs.msg import Odometry
+    from rclpy.qos import qos_profile_sensor_data
+
+    from ros_nodes import conversions as conv
+    from ros_nodes.common import DIAGNOSTICS_QOS
+
+    world = yaml.safe_load(world_file.read_text())
+    homes = [(p[0], p[1]) for p in world["robots"][0]["spawn"]["poses"]]
+    rows = array("d")  # recv, stamp, robot, x, y, yaw, v, w (sim_bridge.twin_eval's columns)
+    diag: dict[str, array] = {}
+    state: dict[int, tuple[float, float, float]] = {}
+    stop = {"now": False}
+
+    def inside(t: float) -> bool:
+        return any(a <= t < b for a, b in windows)
+
+    rclpy.init()
+    node = rclpy.create_node(f"soak_probe_{role}")
+    try:
+        topic = "odom" if role == "robot" else "twin/odom"
+
+        def on_pose(index: int):
+            def callback(msg: Odometry) -> None:
+                now = time.time()
+                stamp, x, y, yaw, v, w = conv.odometry_state(msg)
+                if inside(now):
+                    rows.extend((now, stamp, index, x, y, yaw, v, w))
+
+            return callback
+
+        def on_odom(index: int):
+            def callback(msg: Odometry) -> None:
+                _, x, y, yaw, _, _ = conv.odometry_state(msg)
+                state[index] = (x, y, yaw)
+
+            return callback
+
+        def on_diag(msg: DiagnosticArray) -> None:
+            now = time.time()
+            for status in msg.status:
+                diag.setdefault(status.name, array("d")).append(now)
+
+        for i in range(len(homes)):
+            node.create_subscription(Odometry, f"robot_{i}/{topic}", on_pose(i), qos_profile_sensor_data)
+        node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, DIAGNOSTICS_QOS)
+        if role == "twin":
+            pubs = [node.create_publisher(Twist, f"robot_{i}/cmd_vel", 10) for i in range(len(homes))]
+            for i in range(len(homes)):
+                node.create_subscription(Odometry, f"robot_{i}/odom", on_odom(i), qos_profile_sensor_data)
+            t0 = time.time()
+
+            def drive() -> None:
+                t = time.time() - t0
+                for i, pub in enumerate(pubs):
+                    x, y, yaw = state.get(i, (homes[i][0], homes[i][1], 0.0))
+                    pub.publish(conv.twist(*drive_command(t, i, x, y, yaw, homes[i])))
+
+            node.create_timer(0.05, drive)
+        signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+        signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+        while not stop["now"]:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    np.savez(
+        out,
+        poses=np.frombuffer(rows, dtype=float).reshape(-1, 8),
+        diag_names=np.array(list(diag), dtype=object),
+        **{f"diag_{k}": np.frombuffer(v, dtype=float) for k, v in enumerate(diag.values())},
+    )
+    return 0
+
+
+# ---- the run ----------------------------------------------------------------------------
+def rss_kib(pid: int) -> float:
+    """Resident set size of a live process (KiB), NaN once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return math.nan
+
+
+class Process:
+    """A node at one site, restarted (and counted) if it dies."""
+
+    def __init__(self, label: str, site: str, cmd: list[str], counted: bool):
+        self.label, self.site, self.cmd, self.counted = label, site, cmd, counted
+        self.proc: subprocess.Popen | None = None
+        self.restarts = 0
+        self.rss: list[tuple[float, float]] = []  # (time, KiB) of the current incarnation
+
+
+def node_cmd(name: str, *params: str, rename: str = "") -> list[str]:
+    cmd = [sys.executable, str(BIN / name), "--ros-args"]
+    for p in params:
+        cmd += ["-p", p]
+    return cmd + (["-r", f"__node:={rename}"] if rename else [])
+
+
+def run(args, workdir: Path) -> dict:
+    from sim_bridge.netem.namespaces import EmulatedLink
+
+    world = workdir / "soak_field.yaml"
+    world.write_text(yaml.safe_dump(soak_world(args.robots), sort_keys=False))
+    (workdir / "accepted").write_text("twin:soak-twin-secret\n")
+    (workdir / "robot_pw").write_text("soak-robot-secret\n")
+    (workdir / "twin_pw").write_text("soak-twin-secret\n")
+    env = {
+        **os.environ,
+        "ROS_DOMAIN_ID": str(args.domain),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "PYTHONUNBUFFERED": "1",
+    }
+    seconds = args.minutes * 60.0
+    settle_s = 15.0  # discovery, the link coming up, the robots under way
+    warmup_s = min(120.0, seconds / 2)
+    logs = []
+    with EmulatedLink({"delay_ms": args.delay_ms, "loss": args.loss}) as link:
+        a = link.address["a"]
+        endpoints = f"['tcp/{a}:7447', 'udp/{a}:7448']"
+        t_start = time.time() + settle_s
+        fifth = seconds / 5
+        windows = [(t_start, t_start + fifth), (t_start + seconds - fifth, t_start + seconds)]
+        win_arg = json.dumps(windows)
+        link_common = [f"config:={ROOT / 'config' / 'site_link.yaml'}"]
+        procs = [
+            Process("robot_stand_in", "a", node_cmd("robot_stand_in", f"world:={world}"), True),
+            Process(
+                "site_link_robot",
+                "a",
+                node_cmd(
+                    "site_link",
+                    *link_common,
+                    "site:=robot",
+                    f"listen:={endpoints}",
+                    "user:=robot",
+                    f"password_file:={workdir / 'robot_pw'}",
+                    f"credentials_file:={workdir / 'accepted'}",
+                    rename="site_link_robot",
+                ),
+                True,
+            ),
+            Process(
+                "site_link_twin",
+                "b",
+                node_cmd(
+                    "site_link",
+                    *link_common,
+                    "site:=twin",
+                    f"connect:={endpoints}",
+                    "user:=twin",
+                    f"password_file:={workdir / 'twin_pw'}",
+                    rename="site_link_twin",
+                ),
+                True,
+            ),
+            Process("twin_bridge", "b", node_cmd("twin_bridge", f"world:={world}"), True),
+            Process("twin_sim", "b", node_cmd("sim_node", f"world:={world}", "mode:=twin", rename="twin_sim"), True),
+        ]
+        for role, site in (("robot", "a"), ("twin", "b")):
+            cmd = [sys.executable, __file__, "--role", role, "--out", str(workdir / f"probe_{role}.npz")]
+            cmd += ["--world-file", str(world), "--windows", win_arg]
+            procs.append(Process(f"probe_{role}", site, cmd, False))
+
+        def start(p: Process) -> None:
+            log = open(workdir / f"{p.label}.log", "a")  # noqa: SIM115 - closed below
+            logs.append(log)
+            p.proc = subprocess.Popen(link.run_in(p.site, p.cmd), env=env, stdout=log, stderr=subprocess.STDOUT)
+            p.rss = []
+
+        for p in procs:
+            start(p)
+        try:
+            end = t_start + seconds
+            report_at = time.time() + 60.0
+            while time.time() < end:
+                time.sleep(min(RSS_PERIOD_S, max(0.0, end - time.time())))
+                now = time.time()
+                for p in procs:
+                    if p.proc.poll() is not None:
+                        print(f"soak: {p.label} ended (code {p.proc.returncode}); restarting it", file=sys.stderr)
+                        p.restarts += 1
+                        start(p)
+                        continue
+                    if now >= t_start:
+                        p.rss.append((now - t_start, rss_kib(p.proc.pid)))
+                if now >= report_at:
+                    report_at = now + 60.0
+                    done = (now - t_start) / 60.0
+                    print(f"soak: {done:.1f} of {args.minutes:g} min", file=sys.stderr)
+            stats = link.stats()
+        finally:
+            for p in reversed(procs):
+                if p.proc and p.proc.poll() is None:
+                    p.proc.send_signal(signal.SIGINT)
+            for p in procs:
+                try:
+                    p.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.proc.kill()
+            for log in logs:
+                log.close()
+    probes = {role: dict(np.load(workdir / f"probe_{role}.npz", allow_pickle=True)) for role in ("robot", "twin")}
+    return analyse(procs, probes, t_start, seconds, warmup_s, windows, stats, args)
+
+
+def rss_growth_pct(samples: list[tuple[float, float]], warmup_s: float, seconds: float) -> float:
+    """Growth from the median RSS of the minute after the warm-up to that of the last minute."""
+    t = np.array([s[0] for s in samples])
+    kib = np.array([s[1] for s in samples])
+    span = min(60.0, (seconds - warmup_s) / 2)
+    early = kib[(t >= warmup_s) & (t < warmup_s + span)]
+    late = kib[t >= seconds - span]
+    if len(early) == 0 or len(late) == 0:
+        return math.nan
+    return float((np.median(late) - np.median(early)) / np.median(early) * 100.0)
+
+
+def diagnostics_gaps(probe: dict, after: float) -> dict[str, int]:
+    """Per status name: the silences longer than GAP_S after ``after`` (a time)."""
+    gaps = {}
+    for k, name in enumerate(probe["diag_names"]):
+        t = np.sort(probe[f"diag_{k}"])
+        t = t[t >= after]
+        if len(t) >= 2:
+            gaps[str(name)] = int(np.sum(np.diff(t) > GAP_S))
+    return gaps
+
+
+def analyse(procs, probes, t_start, seconds, warmup_s, windows, stats, args) -> dict:
+    from sim_bridge import twin_eval
+
+    growth = {p.label: rss_growth_pct(p.rss, warmup_s, seconds) for p in procs if p.counted}
+    rss_mib = {p.label: round(p.rss[-1][1] / 1024, 1) for p in procs if p.counted and p.rss}
+    errors = twin_eval.twin_errors(probes["robot"]["poses"], probes["twin"]["poses"])
+    first = errors.window(*windows[0]).summary()
+    last = errors.window(*windows[1]).summary()
+    gaps = {}
+    for role in ("robot", "twin"):
+        gaps.update(diagnostics_gaps(probes[role], t_start + warmup_s))
+    watched = {name: n for name, n in gaps.items() if name.startswith(("site_link", "twin_bridge"))}
+    finite = [g for g in growth.values() if math.isfinite(g)]
+    return {
+        "minutes": args.minutes,
+        "robots": args.robots,
+        "link": {"delay_ms": args.delay_ms, "loss": args.loss, "relay": stats},
+        "rss_growth_pct": round(max(finite), 2) if finite else None,
+        "rss_growth_pct_by_process": {k: round(v, 2) for k, v in growth.items()},
+        "rss_mib_at_end": rss_mib,
+        "twin_p95_cm_first": round(first.get("p95_cm", math.nan), 3),
+        "twin_p95_cm_last": round(last.get("p95_cm", math.nan), 3),
+        "twin_samples": [first.get("samples", 0), last.get("samples", 0)],
+        "diagnostics_gaps": int(sum(watched.values())),
+        "diagnostics_statuses": len(watched),
+        "diagnostics_gaps_by_status": {k: v for k, v in watched.items() if v},
+        "node_restarts": int(sum(p.restarts for p in procs if p.counted)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=20.0, help="length of the run after start-up")
+    parser.add_argument("--robots", type=int, default=16)
+    parser.add_argument("--delay-ms", type=float, default=50.0, help="one-way delay of the link")
+    parser.add_argument("--loss", type=float, default=0.02, help="packet loss of the link, each way")
+    parser.add_argument("--domain", type=int, default=91, help="ROS_DOMAIN_ID inside the sites")
+    parser.add_argument("--keep", type=Path, help="keep logs and raw data in this folder")
+    parser.add_argument("--role", choices=["robot", "twin"], help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--world-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--windows", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role:
+        return run_probe(args.role, args.out, args.world_file, [tuple(w) for w in json.loads(args.windows)])
+    if args.minutes <= 0 or args.robots < 1 or not 0 <= args.loss < 1 or args.delay_ms < 0:
+        parser.error("--minutes and --robots must be positive, --loss in [0, 1), --delay-ms ≥ 0")
+    from sim_bridge.netem.namespaces import available
+
+    ok, why = available()
+    if not ok:
+        print(f"soak: cannot run: {why}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="sern_soak_") as tmp:
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        results = run(args, workdir)
+        (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    print(json.dumps(results, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
