@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         print("sern link: error: " + "; ".join(problems), file=sys.stderr)
         return EXIT_USAGE
-    paths = write_site_certificates(args.out, sites, days=args.days)
+    paths = write_site_certificates(args.out.resolve(), sites, days=args.days)
     ca = paths["ca"]
     print(f"wrote {args.out}: ca.pem for every site, ca.key to keep off the robots, and per site NAME.pem/NAME.key")
     for site in sites:

@@ -1,5 +1,5 @@
-"""``sern link status``: what the site links on this ROS graph report, live (``sern link certs``:
-certificates for them, see ``sern/link_certs.py``).
+"""``sern link status``: what the site links on this ROS graph report, live; ``sern link certs``:
+a private CA and the sites' TLS certificates (``sern/link_certs.py``).
 
 Reads /diagnostics and prints, per site link, the link (RTT, loss, throughput against the
 budget) and every topic it carries (the configuration the MMCF chose, its predicted
@@ -19,8 +19,8 @@ from sern import link_certs
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "link",
-        help="show the site links' state (RTT, loss, chosen configurations, cost terms)",
-        description=__doc__.split("\n\n")[0].replace("``", "'"),
+        help="show the site links' state (RTT, loss, chosen configurations, cost terms); make their certificates",
+        description=__doc__.split("\n\n")[0].split(" (``")[0].replace("``", "'") + ".",
     )
     p.add_argument(
         "action",
