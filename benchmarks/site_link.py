@@ -90,6 +90,9 @@ def run_one(workdir: Path, name: str, adaptive: bool, warmup_s: float, seconds: 
             f"adaptive:={str(adaptive).lower()}",
             f"budget_mbps:={budget}",
             f"profile:={profile}",
+            # Two namespaces of this host, reachable from nowhere else; plaintext on purpose, so
+            # the figures measure the MMCF, not encryption (docs/site_link_security.md).
+            "insecure:=true",
         ]
         sites = {
             "a": ["site:=robot", f"listen:=['tcp/{a}:7447', 'udp/{a}:7448']"],

@@ -53,7 +53,7 @@ from sim_bridge.link.mmcf import (
 )
 from sim_bridge.link.monitor import LinkMonitor, SequenceTracker, StreamTraffic
 from sim_bridge.link.spec import LinkConfigError, TopicRule, load_link_config
-from sim_bridge.link.transport import SessionSettings, TransportError, open_session
+from sim_bridge.link.transport import SessionSettings, TransportError, open_session, security_problems
 
 PARAMS = [
     Param("site", "", "this site's name (one of the config's sites)"),
@@ -67,6 +67,10 @@ PARAMS = [
     Param("tls_root_ca", "", "CA certificate for tls/ endpoints"),
     Param("tls_certificate", "", "this site's certificate (tls/ listen)"),
     Param("tls_private_key", "", "this site's private key (tls/ listen)"),
+    Param("mtls", False, "mutual TLS: demand client certificates signed by tls_root_ca, present ours"),
+    Param("tls_client_certificate", "", "this site's client certificate (tls/quic connect, mtls)"),
+    Param("tls_client_private_key", "", "this site's client private key (tls/quic connect, mtls)"),
+    Param("insecure", False, "true: run without authentication/encryption on a network on purpose"),
     Param("adaptive", True, "true: the MMCF adapts each topic; false: plain ROS configuration"),
     Param("profile", "", "mission profile (empty: the config's): nominal, contested, bandwidth_starved"),
     Param("budget_mbps", 0.0, "bandwidth budget (0: the config's)", non_negative),
@@ -169,11 +173,17 @@ class SiteLink(Node):
             tls_root_ca=p.tls_root_ca,
             tls_certificate=p.tls_certificate,
             tls_private_key=p.tls_private_key,
+            mtls=p.mtls,
+            tls_client_certificate=p.tls_client_certificate,
+            tls_client_private_key=p.tls_client_private_key,
+            insecure=p.insecure,
         )
         try:
             self.session = open_session(self.settings)
         except TransportError as err:
-            raise ParameterError(self.get_name(), [str(err)]) from None
+            raise ParameterError(self.get_name(), err.problems) from None
+        for problem in security_problems(self.settings):  # only what insecure:=true let through
+            self.get_logger().warning(f"INSECURE (insecure:=true): {problem}")
         import zenoh
 
         self.zenoh = zenoh

@@ -1,4 +1,5 @@
-"""``sern link status``: what the site links on this ROS graph report, live.
+"""``sern link status``: what the site links on this ROS graph report, live; ``sern link certs``:
+a private CA and the sites' TLS certificates (``sern/link_certs.py``).
 
 Reads /diagnostics and prints, per site link, the link (RTT, loss, throughput against the
 budget) and every topic it carries (the configuration the MMCF chose, its predicted
@@ -12,16 +13,23 @@ import argparse
 import sys
 import time
 
+from sern import link_certs
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "link",
-        help="show the site links' state (RTT, loss, chosen configurations, cost terms)",
-        description=__doc__.split("\n\n")[0].replace("``", "'"),
+        help="show the site links' state (RTT, loss, chosen configurations, cost terms); make their certificates",
+        description=__doc__.split("\n\n")[0].split(" (``")[0].replace("``", "'") + ".",
     )
-    p.add_argument("action", choices=["status"], help="status: print what the site links report")
-    p.add_argument("--once", action="store_true", help="print one report and exit")
-    p.add_argument("--wait", type=float, default=5.0, help="seconds to wait for a report (default 5)")
+    p.add_argument(
+        "action",
+        choices=["status", "certs"],
+        help="status: print what the site links report; certs: make a CA and the sites' TLS certificates",
+    )
+    p.add_argument("--once", action="store_true", help="(status) print one report and exit")
+    p.add_argument("--wait", type=float, default=5.0, help="(status) seconds to wait for a report (default 5)")
+    link_certs.add_arguments(p)
     p.set_defaults(handler=run)
 
 
@@ -60,6 +68,8 @@ def _num(values: dict, key: str, spec: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "certs":
+        return link_certs.run(args)
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
 

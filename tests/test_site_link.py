@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import subprocess
@@ -226,77 +225,3 @@ def test_bad_settings_exit_2_with_a_message():
         )
         assert res.returncode == 2, (params, res.stderr)
         assert message in res.stderr and "Traceback" not in res.stderr
-
-
-def _certificates(folder, name):
-    """A throw-away CA and a certificate for localhost signed by it (openssl)."""
-    folder.mkdir()
-    run = lambda *args: subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)  # noqa: E731
-    run(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        f"/CN={name} CA",
-    )
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "site.key", "-out", "site.csr", "-subj", "/CN=localhost")
-    (folder / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    run(
-        "x509",
-        "-req",
-        "-in",
-        "site.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "site.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    )
-    return folder
-
-
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make test certificates")
-def test_tls_links_and_refuses_an_unknown_authority(tmp_path):
-    good = _certificates(tmp_path / "good", "sern")
-    other = _certificates(tmp_path / "other", "stranger")
-    d_robot, d_twin = fresh_domain(), fresh_domain()
-    (port,) = free_ports(1)
-    robot = start_site(
-        "robot",
-        d_robot,
-        f"listen:=['tls/localhost:{port}']",
-        f"tls_root_ca:={good / 'ca.pem'}",
-        f"tls_certificate:={good / 'site.pem'}",
-        f"tls_private_key:={good / 'site.key'}",
-    )
-    try:
-        for ca, should_connect in ((other / "ca.pem", False), (good / "ca.pem", True)):
-            twin = start_site("twin", d_twin, f"connect:=['tls/localhost:{port}']", f"tls_root_ca:={ca}")
-            there = Probe(d_twin, "twin_side")
-            try:
-                if should_connect:
-                    assert there.spin_until(lambda p=there: link_level(p, "twin") == b"\x00", timeout=30)
-                else:
-                    there.spin_for(6.0)
-                    status = link_status(there, "twin")
-                    assert status is not None, "the twin site reported nothing"
-                    assert status.level != b"\x00", status.message  # no link with a stranger's CA
-            finally:
-                there.close()
-                stop(twin)
-    finally:
-        stop(robot)
