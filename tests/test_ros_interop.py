@@ -1,0 +1,290 @@
+"""What a user's own ROS 2 code relies on (REP-2003 QoS, REP-105 frames, /tf), on real graphs.
+
+Every subscriber a test here calls "plain" is what a user writes without thinking about
+QoS: ``create_subscription(Type, topic, callback, 10)`` (reliable, volatile, depth 10).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import NAVIGATION
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseWithCovarianceStamped, Twist
+from nav_msgs.msg import Odometry
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from ros_helpers import BIN, Probe, fresh_domain, ros_env
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, LaserScan
+from tf2_msgs.msg import TFMessage
+
+from ros_nodes import conversions as conv
+from ros_nodes.frames import compose, transform_pose, wrap
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture
+def domain():
+    return fresh_domain()
+
+
+class Nodes:
+    """sern node executables started directly (``exe --ros-args -p k:=v ...``)."""
+
+    def __init__(self, domain: int, logs: Path):
+        self.env = ros_env(domain)
+        self.logs = logs
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, label: str, exe: str, **params) -> subprocess.Popen:
+        args = [str(BIN / exe), "--ros-args", "-r", f"__node:={label}"]
+        for key, value in params.items():
+            args += ["-p", f"{key}:={_param(value)}"]
+        with open(self.logs / f"{label}.log", "w") as log:
+            self.procs[label] = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return self.procs[label]
+
+    def output(self) -> str:
+        return "\n".join(
+            f"--- {label} ({'running' if p.poll() is None else f'exit {p.returncode}'})\n"
+            + (self.logs / f"{label}.log").read_text()[-3000:]
+            for label, p in self.procs.items()
+        )
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _param(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_param(v) for v in value) + "]"
+    return str(value)
+
+
+def _plain(probe: Probe, topic: str, msg_type) -> list:
+    """A subscriber as a user writes it: default QoS (reliable, volatile, keep last 10)."""
+    rows: list = []
+    probe.node.create_subscription(msg_type, topic, rows.append, 10)
+    return rows
+
+
+def _drive(probe: Probe, pub, v: float, w: float, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pub.publish(conv.twist(v, w))
+        probe.spin_for(0.05)
+
+
+def _moved_m(rows: list[Odometry]) -> float:
+    a, b = rows[0].pose.pose.position, rows[-1].pose.pose.position
+    return math.hypot(b.x - a.x, b.y - a.y)
+
+
+def test_sim_node_topics_reach_plain_subscribers_and_a_plain_cmd_vel_drives(domain, tmp_path):
+    nodes = Nodes(domain, tmp_path)
+    nodes.start("sim_node", "sim_node", world="navigation", robot_count=1, camera=True)
+    probe = Probe(domain)
+    try:
+        odom = _plain(probe, "robot_0/odom", Odometry)
+        scan = _plain(probe, "robot_0/scan", LaserScan)
+        image = _plain(probe, "robot_0/camera/image_raw", Image)
+        clock = _plain(probe, "/clock", Clock)
+        cmd = probe.node.create_publisher(Twist, "robot_0/cmd_vel", 10)
+        ready = probe.spin_until(lambda: odom and scan and image and clock and cmd.get_subscription_count(), 40)
+        assert ready, (len(odom), len(scan), len(image), len(clock), nodes.output())
+        image_msg = image[-1]
+        assert (image_msg.width, image_msg.height, image_msg.encoding) == (84, 84, "rgb8")
+        assert len(image_msg.data) == 84 * 84 * 3
+        odom.clear()
+        _drive(probe, cmd, 0.5, 0.0, 2.0)
+        assert _moved_m(odom) > 0.4, _moved_m(odom)  # 0.5 m/s for 2 s, less the ramp-up
+    finally:
+        probe.close()
+        nodes.stop()
+
+
+def test_twin_graph_topics_reach_plain_subscribers_and_a_plain_cmd_vel_drives(domain, tmp_path):
+    nodes = Nodes(domain, tmp_path)
+    nodes.start("robot_stand_in", "robot_stand_in", robot_count=1)
+    nodes.start("twin_bridge", "twin_bridge", robot_count=1, diagnostics_rate_hz=4.0)
+    nodes.start("twin_sim", "sim_node", robot_count=1, mode="twin", camera=True)
+    probe = Probe(domain)
+    try:
+        topics = {
+            "robot_0/odom": _plain(probe, "robot_0/odom", Odometry),
+            "robot_0/scan": _plain(probe, "robot_0/scan", LaserScan),
+            "robot_0/twin/odom": _plain(probe, "robot_0/twin/odom", Odometry),
+            "robot_0/twin/scan": _plain(probe, "robot_0/twin/scan", LaserScan),
+            "robot_0/twin/camera/image_raw": _plain(probe, "robot_0/twin/camera/image_raw", Image),
+            "/diagnostics": _plain(probe, "/diagnostics", DiagnosticArray),
+        }
+        cmd = probe.node.create_publisher(Twist, "robot_0/cmd_vel", 10)
+        ready = probe.spin_until(lambda: all(topics.values()) and cmd.get_subscription_count() >= 2, 60)
+        assert ready, ({t: len(rows) for t, rows in topics.items()}, nodes.output())
+        robot, twin = topics["robot_0/odom"], topics["robot_0/twin/odom"]
+        robot.clear()
+        twin.clear()
+        _drive(probe, cmd, 0.6, 0.0, 2.0)
+        assert _moved_m(robot) > 0.4, _moved_m(robot)
+        assert _moved_m(twin) > 0.4, _moved_m(twin)
+    finally:
+        probe.close()
+        nodes.stop()
+
+
+# What `ros2 topic info /tf --verbose` shows on a ROS 2 Jazzy/Kilted install.
+ROS_TF_MESSAGE_HASH = "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087"
+# tf2_ros's static listener: reliable, transient local (a plain volatile one misses latched data).
+TF_STATIC_LISTENER = QoSProfile(
+    depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+STARTS_DEG = [(-7.0, 2.0, 30.0), (-6.5, -3.0, -60.0)]  # x, y (m), yaw (deg)
+
+
+def _world_with_starts(tmp_path: Path, starts=STARTS_DEG) -> Path:
+    data = yaml.safe_load(NAVIGATION.read_text())
+    data["robots"][0]["count"] = len(starts)
+    data["robots"][0]["spawn"] = {"poses": [list(p) for p in starts]}
+    path = tmp_path / "two_starts.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _starts_rad(starts=STARTS_DEG) -> list[tuple[float, float, float]]:
+    return [(x, y, math.radians(yaw)) for x, y, yaw in starts]
+
+
+class TfLog:
+    """/tf and /tf_static as a tf2 listener sees them: the latest transform per child frame,
+    and every parent each child was ever given."""
+
+    def __init__(self, probe: Probe):
+        self.latest: dict[str, object] = {}
+        self.parents: dict[str, set[str]] = {}
+        probe.node.create_subscription(TFMessage, "/tf", self._on, 10)  # a plain subscriber
+        probe.node.create_subscription(TFMessage, "/tf_static", self._on, TF_STATIC_LISTENER)
+
+    def _on(self, msg) -> None:
+        for t in msg.transforms:
+            self.latest[t.child_frame_id] = t
+            self.parents.setdefault(t.child_frame_id, set()).add(t.header.frame_id)
+
+    def has(self, *children: str) -> bool:
+        return all(c in self.latest for c in children)
+
+    def parent(self, child: str) -> str:
+        return self.latest[child].header.frame_id
+
+    def in_map(self, child: str) -> tuple[float, float, float]:
+        """The frame's pose in ``map``, composing transforms up the chain."""
+        pose = (0.0, 0.0, 0.0)
+        frame = child
+        while frame != "map":
+            pose = compose(transform_pose(self.latest[frame]), pose)
+            frame = self.parent(frame)
+        return pose
+
+
+def _close(a, b, tol_m: float, tol_rad: float = 0.02) -> bool:
+    return math.hypot(a[0] - b[0], a[1] - b[1]) < tol_m and abs(wrap(a[2] - b[2])) < tol_rad
+
+
+def test_tf_chains_compose_to_each_robots_pose_in_the_map(domain, tmp_path):
+    world = _world_with_starts(tmp_path)
+    starts = _starts_rad()
+    nodes = Nodes(domain, tmp_path)
+    nodes.start("robot_stand_in", "robot_stand_in", world=str(world), odom_origin="start", scan_rate_hz=0.0)
+    nodes.start("twin_bridge", "twin_bridge", world=str(world), initial_poses=[v for p in starts for v in p])
+    probe = Probe(domain)
+    try:
+        tf = TfLog(probe)
+        robot_frames = [f"robot_{i}/{f}" for i in range(2) for f in ("odom", "base_link")]
+        twin_frames = [f"robot_{i}/twin/{f}" for i in range(2) for f in ("odom", "base_link")]
+        assert probe.spin_until(lambda: tf.has(*robot_frames, *twin_frames), 40), (tf.parents, nodes.output())
+        infos = probe.node.get_publishers_info_by_topic("/tf") + probe.node.get_publishers_info_by_topic("/tf_static")
+        assert {str(i.topic_type_hash) for i in infos} == {ROS_TF_MESSAGE_HASH}
+        # The robots' odometry started at (0, 0, 0) where they stand; the chain puts them
+        # where the world file says they are.
+        for i, start in enumerate(starts):
+            assert tf.parent(f"robot_{i}/base_link") == f"robot_{i}/odom"
+            assert tf.parent(f"robot_{i}/odom") == "map"
+            assert _close(transform_pose(tf.latest[f"robot_{i}/base_link"]), (0.0, 0.0, 0.0), 0.01)
+            assert _close(tf.in_map(f"robot_{i}/base_link"), start, 0.01), (i, tf.in_map(f"robot_{i}/base_link"))
+            assert tf.parent(f"robot_{i}/twin/base_link") == f"robot_{i}/twin/odom"
+            assert tf.parent(f"robot_{i}/twin/odom") == "map"
+        # Drive robot_0 along a curve and stop: its chain and its twin end up at one pose.
+        cmd = probe.node.create_publisher(Twist, "robot_0/cmd_vel", 10)
+        twin0 = _plain(probe, "robot_0/twin/odom", Odometry)
+        _drive(probe, cmd, 0.6, 0.5, 2.5)
+        _drive(probe, cmd, 0.0, 0.0, 1.0)
+        robot = tf.in_map("robot_0/base_link")
+        assert math.dist(robot[:2], starts[0][:2]) > 0.8  # it moved
+        twin_tf = tf.in_map("robot_0/twin/base_link")
+        twin_msg = twin0[-1]
+        assert twin_msg.header.frame_id == "robot_0/twin/odom"
+        assert twin_msg.child_frame_id == "robot_0/twin/base_link"
+        twin_odom = conv.odometry_state(twin_msg)[1:4]
+        assert _close(twin_tf, robot, 0.02), (twin_tf, robot)
+        assert _close(twin_odom, robot, 0.02), (twin_odom, robot)
+        assert _close(tf.in_map("robot_1/base_link"), starts[1], 0.01)  # not driven: still at its start
+        # One tree: every frame has one parent, robots and twins share none.
+        assert all(len(p) == 1 for p in tf.parents.values()), tf.parents
+        assert set(tf.latest) == set(robot_frames) | set(twin_frames)
+    finally:
+        probe.close()
+        nodes.stop()
+
+
+def test_initial_pose_from_rviz_moves_the_twin_to_the_robots_place_in_the_map(domain, tmp_path):
+    start = _starts_rad(STARTS_DEG[:1])[0]
+    world = _world_with_starts(tmp_path, STARTS_DEG[:1])
+    nodes = Nodes(domain, tmp_path)
+    # A real robot: odometry from (0, 0, 0) wherever it stands; the bridge is not told where.
+    nodes.start("robot_stand_in", "robot_stand_in", world=str(world), odom_origin="start", scan_rate_hz=0.0)
+    nodes.start("twin_bridge", "twin_bridge", world=str(world))
+    probe = Probe(domain)
+    try:
+        tf = TfLog(probe)
+        twin = _plain(probe, "robot_0/twin/odom", Odometry)
+        pose_pub = probe.node.create_publisher(PoseWithCovarianceStamped, "/initialpose", 10)  # RViz's topic, QoS
+        assert probe.spin_until(lambda: twin and pose_pub.get_subscription_count() > 0, 40), nodes.output()
+        assert _close(conv.odometry_state(twin[-1])[1:4], (0.0, 0.0, 0.0), 0.01)  # at the map's origin: wrong
+        msg = PoseWithCovarianceStamped()
+        msg.header.frame_id = "map"
+        msg.header.stamp = probe.node.get_clock().now().to_msg()
+        msg.pose.pose.position.x, msg.pose.pose.position.y = start[0], start[1]
+        msg.pose.pose.orientation = conv.yaw_quaternion(start[2])
+        sent = time.monotonic()
+        pose_pub.publish(msg)
+        moved = probe.spin_until(lambda: _close(conv.odometry_state(twin[-1])[1:4], start, 0.01), 5)
+        assert moved, conv.odometry_state(twin[-1])
+        assert time.monotonic() - sent < 1.0
+        assert probe.spin_until(lambda: tf.has("robot_0/odom", "robot_0/base_link"), 5)
+        assert probe.spin_until(lambda: _close(tf.in_map("robot_0/base_link"), start, 0.01), 5)
+        # A pose in another frame is refused with a message, and changes nothing.
+        msg.header.frame_id = "robot_0/odom"
+        msg.pose.pose.position.x = 3.0
+        pose_pub.publish(msg)
+        probe.spin_for(0.5)
+        assert _close(conv.odometry_state(twin[-1])[1:4], start, 0.01)
+        assert "initial pose ignored: it is in frame 'robot_0/odom'; give it in 'map'" in nodes.output()
+    finally:
+        probe.close()
+        nodes.stop()
