@@ -14,18 +14,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import NAVIGATION
+from conftest import NAVIGATION, REPO
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseWithCovarianceStamped, Twist
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import Odometry
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from ros_helpers import BIN, Probe, fresh_domain, ros_env
+from ros_helpers import BIN, Launched, Probe, fresh_domain, ros_env
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, LaserScan
 from tf2_msgs.msg import TFMessage
 
 from ros_nodes import conversions as conv
+from ros_nodes.common import GOAL_QOS as LATCHED
 from ros_nodes.frames import compose, transform_pose, wrap
+from sim_bridge.launch.description import LaunchDescription
 
 pytestmark = pytest.mark.ros
 
@@ -287,4 +289,57 @@ def test_initial_pose_from_rviz_moves_the_twin_to_the_robots_place_in_the_map(do
         assert "initial pose ignored: it is in frame 'robot_0/odom'; give it in 'map'" in nodes.output()
     finally:
         probe.close()
+        nodes.stop()
+
+
+def test_hil_launch_puts_the_bridge_where_the_real_robot_started():
+    hil = LaunchDescription(REPO / "launch" / "hil_launch.yaml").processes({"x": "2", "y": "-1.5", "yaw": "0.5"})
+    bridge = next(p for p in hil if p.node_name == "twin_bridge")
+    assert bridge.parameters["initial_poses"] == [2.0, -1.5, 0.5]
+    assert all(isinstance(v, float) for v in bridge.parameters["initial_poses"])  # one type: ROS arrays need it
+    assert bridge.parameters["publish_odom_tf"] is False
+
+
+def test_hil_graph_drives_a_robot_whose_odometry_started_elsewhere_to_its_goal(domain, tmp_path):
+    """A "real" robot (the stand-in with a driver's odometry: from (0, 0, 0) where it
+    stands, on the driver's topic) faces away from its goal. Told where it started, the
+    graph turns it round and drives it to the goal; taking its odom frame for the map (the
+    old behaviour) would drive it straight on, into the wall behind it."""
+    start_deg = (-5.0, 0.0, 180.0)
+    world = _world_with_starts(tmp_path, [start_deg])
+    start = _starts_rad([start_deg])[0]
+    nodes = Nodes(domain, tmp_path)
+    stand_in = [str(BIN / "robot_stand_in"), "--ros-args", "-p", f"world:={world}", "-p", "odom_origin:=start"]
+    stand_in += ["-p", "scan_rate_hz:=10.0", "-r", "robot_0/odom:=/platform/odom", "-r", "robot_0/cmd_vel:=/cmd_vel"]
+    stand_in += ["-r", "robot_0/scan:=/front/scan"]
+    with open(tmp_path / "stand_in.log", "w") as log:
+        nodes.procs["stand_in"] = subprocess.Popen(stand_in, env=nodes.env, stdout=log, stderr=subprocess.STDOUT)
+    args = [f"world:={world}", "odom_topic:=/platform/odom", "cmd_vel_topic:=/cmd_vel", "scan_topic:=/front/scan"]
+    args += [f"x:={start[0]}", f"y:={start[1]}", f"yaw:={start[2]}"]
+    graph = Launched(["hil_launch.yaml", *args], domain)
+    probe = Probe(domain)
+    try:
+        twin = _plain(probe, "robot_0/twin/odom", Odometry)
+        odom = _plain(probe, "/platform/odom", Odometry)
+        goals = []
+        probe.node.create_subscription(PoseStamped, "robot_0/goal_pose", goals.append, LATCHED)
+        assert probe.spin_until(lambda: twin and odom and goals, 60), graph.output() + nodes.output()
+        goal = (goals[-1].pose.position.x, goals[-1].pose.position.y)
+
+        def truth():  # where the robot really is: its start, then what its odometry says
+            return compose(start, conv.odometry_state(odom[-1])[1:4])
+
+        first = truth()
+        assert _close(conv.odometry_state(twin[-1])[1:4], first, 0.05)  # the twin stands where the robot does
+        probe.spin_for(12.0)
+        last = truth()
+        assert math.dist(last[:2], goal) < math.dist(first[:2], goal) - 2.0, (first, last, goal)
+        assert last[0] > start[0] + 1.0  # it turned round: east, toward the goal region
+        twin_t, *twin_pose = conv.odometry_state(twin[-1])[:4]
+        same_time = min(odom, key=lambda m: abs(conv.seconds(m.header.stamp) - twin_t))
+        assert _close(twin_pose, compose(start, conv.odometry_state(same_time)[1:4]), 0.05, 0.05)
+        assert "Traceback" not in graph.output()
+    finally:
+        probe.close()
+        graph.stop()
         nodes.stop()
