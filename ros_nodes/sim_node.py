@@ -21,6 +21,7 @@ commands read best effort; goal_pose latched.
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -89,6 +90,8 @@ class SimNode(Node):
             if p.camera
             else []
         )
+        if p.camera:
+            self._warn_if_images_outgrow_shared_memory(world.sensors.camera)
         goal_pubs = [self.create_publisher(PoseStamped, f"{r.name}/goal_pose", GOAL_QOS) for r in self.robots]
         self._start_wall = now_s(self)
         goals = self.fleet.goals
@@ -169,6 +172,17 @@ class SimNode(Node):
                 for r in self.robots
             ]
         )
+
+    def _warn_if_images_outgrow_shared_memory(self, camera) -> None:
+        """Reliable images larger than Fast DDS's default 512 KB shared-memory segment are
+        fragmented over UDP instead, and best-effort readers lose many of them."""
+        size = camera.width * camera.height * 3
+        profiles = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE")
+        if size > 400_000 and not profiles:
+            self.get_logger().warning(
+                f"camera images are {size / 1e6:.1f} MB: set FASTDDS_DEFAULT_PROFILES_FILE to sern's "
+                "config/fastdds_large_data.xml (the twin launch files do) or frames will be dropped"
+            )
 
     # ---- twin mode ---------------------------------------------------------------------
     def _on_twin(self, index: int):
