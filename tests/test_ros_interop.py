@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import NAVIGATION, REPO
+from conftest import NAVIGATION, REPO, open_world, write_world
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import Odometry
@@ -442,6 +442,38 @@ def test_large_camera_images_reach_reliable_and_best_effort_subscribers_alike(do
         assert all(len(m.data) == 640 * 480 * 3 for m in plain + best_effort)
         assert len(odom) > 30  # odometry kept flowing (its rate is the renderer's to spend, not DDS's)
         assert "Failed to publish" not in nodes.output() and "Traceback" not in nodes.output()
+    finally:
+        probe.close()
+        nodes.stop()
+
+
+def test_rep_103_axes_and_units_on_the_sim_nodes_topics(domain, tmp_path):
+    """x forward, y left, z up; yaw and beam angles counter-clockwise; metres, radians."""
+    data = open_world(obstacles=[{"type": "box", "position": [0.0, 2.5], "size_m": [1.0, 1.0]}])
+    world = write_world(tmp_path, data)  # one Husky at the origin facing +x; a box 2 m to its left
+    nodes = Nodes(domain, tmp_path)
+    nodes.start("sim_node", "sim_node", world=str(world))
+    probe = Probe(domain)
+    try:
+        odom = _plain(probe, "robot_0/odom", Odometry)
+        scan = _plain(probe, "robot_0/scan", LaserScan)
+        cmd = probe.node.create_publisher(Twist, "robot_0/cmd_vel", 10)
+        assert probe.spin_until(lambda: odom and scan and cmd.get_subscription_count(), 40), nodes.output()
+        s = scan[-1]
+        ranges = np.asarray(s.ranges)
+        nearest = s.angle_min + int(np.argmin(ranges)) * s.angle_increment
+        assert nearest == pytest.approx(math.pi / 2, abs=math.radians(3))  # left is +90°
+        assert ranges.min() == pytest.approx(2.0, abs=0.05)  # metres to the box's near face
+        _drive(probe, cmd, 0.0, 0.6, 1.5)  # turn left: yaw grows, ω > 0
+        turning = conv.odometry_state(odom[-1])
+        assert turning[3] > 0.3 and turning[5] > 0.3, turning
+        _drive(probe, cmd, 0.0, 0.0, 1.0)
+        x0, y0, yaw0 = conv.odometry_state(odom[-1])[1:4]
+        _drive(probe, cmd, 0.5, 0.0, 1.5)  # forward: along the heading, v > 0
+        _, x1, y1, _, v, _ = conv.odometry_state(odom[-1])
+        assert v > 0.3
+        heading = math.atan2(y1 - y0, x1 - x0)
+        assert abs(wrap(heading - yaw0)) < math.radians(5), (heading, yaw0)
     finally:
         probe.close()
         nodes.stop()
