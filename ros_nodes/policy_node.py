@@ -80,7 +80,7 @@ class PolicyNode(Node):
         tol = getattr(self.task.params, "goal_tolerance_m", 0.0)
         self.tolerance = float(tol)
         self.map_poses = frames.MapPoses(self)
-        self._started_s = now_s(self)
+        self._frame_first_seen_s: dict[str, float] = {}
         for r in self.all:
             self.create_subscription(Odometry, f"{r.name}/odom", self._on_odom(r.index), SENSOR_SUB_QOS)
         self.cmd_pubs = {}
@@ -115,7 +115,7 @@ class PolicyNode(Node):
         placed = self.map_poses.in_map(frame, pose)
         if placed is not None:
             return placed
-        if now_s(self) - self._started_s < 2.0:
+        if now_s(self) - self._frame_first_seen_s.setdefault(frame, now_s(self)) < 2.0:
             return None
         self._warn_once(f"frame:{frame}", f"no map → {frame} transform on /tf_static: taking {frame} as the map")
         return pose
