@@ -9,10 +9,13 @@ STAMP := $(VENV)/.sern-installed
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt setup.py setup.cfg package.xml
+# tf2_msgs (for /tf) has no wheel: tools/generate_interfaces.py builds it with the rosidl
+# wheels into the venv (installing cmake/g++/make with apt-get if missing; idempotent).
+$(STAMP): requirements.txt setup.py setup.cfg package.xml tools/generate_interfaces.py tools/interfaces/*/msg/*.msg
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python tools/generate_interfaces.py
 	touch $@
 
 demo: setup

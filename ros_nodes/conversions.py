@@ -30,12 +30,15 @@ def quaternion_yaw(q: Quaternion) -> float:
     return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
 
 
-def odometry(stamp_s: float, robot: str, x: float, y: float, yaw: float, v: float, vy: float, w: float) -> Odometry:
-    """Odometry of ``robot``: pose in ``<robot>/odom``, twist in ``<robot>/base_link``."""
+def odometry(
+    stamp_s: float, frame_prefix: str, x: float, y: float, yaw: float, v: float, vy: float, w: float
+) -> Odometry:
+    """Odometry with frame prefix ``robot_<i>`` (or ``robot_<i>/twin``): pose in
+    ``<prefix>/odom`` (m, rad), twist in ``<prefix>/base_link`` (m/s forward and left, rad/s)."""
     msg = Odometry()
     msg.header.stamp = time_msg(stamp_s)
-    msg.header.frame_id = f"{robot}/odom"
-    msg.child_frame_id = f"{robot}/base_link"
+    msg.header.frame_id = f"{frame_prefix}/odom"
+    msg.child_frame_id = f"{frame_prefix}/base_link"
     msg.pose.pose.position.x = float(x)
     msg.pose.pose.position.y = float(y)
     msg.pose.pose.orientation = yaw_quaternion(float(yaw))
@@ -70,12 +73,13 @@ def twist(v: float, w: float) -> Twist:
     return msg
 
 
-def laser_scan(stamp_s: float, robot: str, ranges: np.ndarray, lidar: Lidar, rate_hz: float) -> LaserScan:
-    """A LaserScan in ``<robot>/base_link``; no return is +inf (REP-117)."""
+def laser_scan(stamp_s: float, frame_prefix: str, ranges: np.ndarray, lidar: Lidar, rate_hz: float) -> LaserScan:
+    """A LaserScan in ``<frame_prefix>/base_link``, beams counter-clockwise from
+    ``angle_min`` about z with 0 straight ahead (REP-103); no return is +inf (REP-117)."""
     angles = lidar.angles()
     msg = LaserScan()
     msg.header.stamp = time_msg(stamp_s)
-    msg.header.frame_id = f"{robot}/base_link"
+    msg.header.frame_id = f"{frame_prefix}/base_link"
     msg.angle_min = float(angles[0])
     msg.angle_max = float(angles[-1])
     msg.angle_increment = float(angles[1] - angles[0]) if len(angles) > 1 else 0.0

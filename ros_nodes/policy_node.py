@@ -5,6 +5,11 @@ Per robot ``robot_<i>`` it reads ``odom`` (its own and its neighbours'), ``scan`
 in simulation, and publishes ``cmd_vel`` at the control rate. A robot whose odometry or
 scan is older than ``sensor_timeout_s``, or with no goal yet, is commanded to stop; so
 is every robot when the node shuts down. A robot within the goal tolerance stops.
+
+Odometry is placed in the map with the ``map → <odom frame>`` transforms on /tf_static (the
+twin bridge's or the simulator's), so a real robot whose odometry started elsewhere than
+the map's origin is driven to the right goal. Sensors are read best effort (REP-2003);
+cmd_vel is published reliable.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from sensor_msgs.msg import LaserScan
 from policies.base import PolicyContext
 from policies.registry import PolicyError, make_policy
 from ros_nodes import conversions as conv
+from ros_nodes import frames
 from ros_nodes.common import (
     COMMAND_PUB_QOS,
     GOAL_QOS,
-    STATE_QOS,
+    SENSOR_SUB_QOS,
     RobotSelectionError,
     load_world_param,
     now_s,
@@ -73,11 +79,13 @@ class PolicyNode(Node):
         self.arrived = np.zeros(n, dtype=bool)
         tol = getattr(self.task.params, "goal_tolerance_m", 0.0)
         self.tolerance = float(tol)
+        self.map_poses = frames.MapPoses(self)
+        self._frame_first_seen_s: dict[str, float] = {}
         for r in self.all:
-            self.create_subscription(Odometry, f"{r.name}/odom", self._on_odom(r.index), STATE_QOS)
+            self.create_subscription(Odometry, f"{r.name}/odom", self._on_odom(r.index), SENSOR_SUB_QOS)
         self.cmd_pubs = {}
         for r in self.driven:
-            self.create_subscription(LaserScan, f"{r.name}/{p.scan_topic}", self._on_scan(r.index), STATE_QOS)
+            self.create_subscription(LaserScan, f"{r.name}/{p.scan_topic}", self._on_scan(r.index), SENSOR_SUB_QOS)
             self.create_subscription(PoseStamped, f"{r.name}/goal_pose", self._on_goal(r.index), GOAL_QOS)
             self.cmd_pubs[r.index] = self.create_publisher(Twist, f"{r.name}/cmd_vel", COMMAND_PUB_QOS)
         rate = p.control_rate_hz or world.control_rate_hz
@@ -90,11 +98,27 @@ class PolicyNode(Node):
     def _on_odom(self, i: int):
         def callback(msg: Odometry) -> None:
             _, x, y, yaw, v, w = conv.odometry_state(msg)
-            self.poses[i] = (x, y, yaw)
+            pose = self._in_map(msg.header.frame_id, (x, y, yaw))
+            if pose is None:
+                return
+            self.poses[i] = pose
             self.twists[i] = (v, msg.twist.twist.linear.y, w)
             self.odom_time[i] = now_s(self)
 
         return callback
+
+    def _in_map(self, frame: str, pose: frames.Pose2D) -> frames.Pose2D | None:
+        """``pose`` in the map, via /tf_static. A frame with no ``map → frame`` transform is
+        waited for briefly (it is latched, but may arrive after the first odometry), then
+        taken to be the map itself, with a warning."""
+        frame = frame.lstrip("/")
+        placed = self.map_poses.in_map(frame, pose)
+        if placed is not None:
+            return placed
+        if now_s(self) - self._frame_first_seen_s.setdefault(frame, now_s(self)) < 2.0:
+            return None
+        self._warn_once(f"frame:{frame}", f"no map → {frame} transform on /tf_static: taking {frame} as the map")
+        return pose
 
     def _on_scan(self, i: int):
         def callback(msg: LaserScan) -> None:

@@ -7,6 +7,12 @@ topics a Husky/Jackal driver speaks, per robot:
   robot_<i>/cmd_vel  (geometry_msgs/Twist, in)   watchdog: stop after cmd_timeout_s
   robot_<i>/odom     (nav_msgs/Odometry, out)    robot_<i>/odom → robot_<i>/base_link
   robot_<i>/scan     (sensor_msgs/LaserScan, out) the robot's own lidar, if scan_rate_hz > 0
+  /tf                robot_<i>/odom → robot_<i>/base_link, from the odometry (``publish_tf``)
+
+Published reliable (REP-2003: any subscriber matches); cmd_vel is read best effort.
+With ``odom_origin: start`` its odometry starts at (0, 0, 0) wherever each robot stands, as
+a real driver's does (the twin bridge's ``initial_poses`` or /initialpose then place it in
+the map); with ``world`` (default) its odom frame coincides with the map.
 
 A real robot replaces it by a remap in the launch file (see launch/hil_launch.yaml).
 """
@@ -20,8 +26,16 @@ from rclpy.node import Node
 from sensor_msgs.msg import LaserScan
 
 from ros_nodes import conversions as conv
-from ros_nodes.common import COMMAND_SUB_QOS, STATE_QOS, RobotSelectionError, load_world_param, now_s, select_robots
-from ros_nodes.params import Param, ParameterError, declare_params, non_negative, positive
+from ros_nodes import frames
+from ros_nodes.common import (
+    COMMAND_SUB_QOS,
+    SENSOR_PUB_QOS,
+    RobotSelectionError,
+    load_world_param,
+    now_s,
+    select_robots,
+)
+from ros_nodes.params import Param, ParameterError, declare_params, non_negative, one_of, positive
 from ros_nodes.runtime import main_for
 from sim_bridge.backends import Dynamics
 from sim_bridge.fleet import Fleet
@@ -42,6 +56,13 @@ PARAMS = [
     Param("odom_noise_std_m", 0.0, "white noise on reported positions", non_negative),
     Param("odom_noise_std_rad", 0.0, "white noise on reported headings", non_negative),
     Param("clock_offset_s", 0.0, "this robot's clock minus the wall clock (stamps carry it)"),
+    Param(
+        "odom_origin",
+        "world",
+        "world: odometry in world coordinates; start: from (0, 0, 0) where each robot starts, as a real driver's",
+        one_of("world", "start"),
+    ),
+    Param("publish_tf", True, "publish robot_<i>/odom → robot_<i>/base_link on /tf, as a driver does"),
 ]
 
 
@@ -66,15 +87,21 @@ class RobotStandIn(Node):
         self.served = served
         self.rng = np.random.default_rng(p.seed + 7)
         self.throttle = Throttle(2.0)
-        self.odom_pubs = {r.index: self.create_publisher(Odometry, f"{r.name}/odom", STATE_QOS) for r in served}
+        self.odom_pubs = {r.index: self.create_publisher(Odometry, f"{r.name}/odom", SENSOR_PUB_QOS) for r in served}
         self.scan_pubs = (
-            {r.index: self.create_publisher(LaserScan, f"{r.name}/scan", STATE_QOS) for r in served}
+            {r.index: self.create_publisher(LaserScan, f"{r.name}/scan", SENSOR_PUB_QOS) for r in served}
             if p.scan_rate_hz > 0
             else {}
         )
         for r in served:
             self.create_subscription(Twist, f"{r.name}/cmd_vel", self._on_cmd(r.index, r.name), COMMAND_SUB_QOS)
         self._stopped = {r.index: False for r in served}
+        self.tf = frames.TfBroadcaster(self) if p.publish_tf else None
+        # Where each robot's odometry starts, in the world (its odom frame's pose in the map).
+        start = self.fleet.backend.states().poses[0]
+        self.odom_origins = {
+            r.index: tuple(start[r.index]) if p.odom_origin == "start" else (0.0, 0.0, 0.0) for r in served
+        }
         self._start = now_s(self)
         self._next_scan = 0.0
         self.create_timer(self.fleet.step_s, self._tick)
@@ -109,14 +136,20 @@ class RobotStandIn(Node):
     def _publish_odom(self) -> None:
         states = self.fleet.backend.states()
         stamp = self._stamp()
+        transforms = []
         for r in self.served:
-            x, y, yaw = states.poses[0, r.index]
+            x, y, yaw = frames.compose(frames.invert(self.odom_origins[r.index]), states.poses[0, r.index])
             vx, vy, wz = states.twists[0, r.index]
             if self.p.odom_noise_std_m > 0:
                 x, y = np.array([x, y]) + self.rng.normal(0, self.p.odom_noise_std_m, 2)
             if self.p.odom_noise_std_rad > 0:
                 yaw += self.rng.normal(0, self.p.odom_noise_std_rad)
             self.odom_pubs[r.index].publish(conv.odometry(stamp, r.name, x, y, yaw, vx, vy, wz))
+            transforms.append(
+                frames.transform(stamp, frames.odom_frame(r.name), frames.base_frame(r.name), (x, y, yaw))
+            )
+        if self.tf is not None:
+            self.tf.send(transforms)
 
     def _publish_scans(self) -> None:
         ranges = self.fleet.backend.lidar()[0]

@@ -3,8 +3,16 @@
 Per robot ``robot_<i>``:
   odom      (nav_msgs/Odometry, in): the physical robot's pose, stamped by its clock
   cmd_vel   (geometry_msgs/Twist, in): the commands it is sent (seen here first)
-  twin/odom (nav_msgs/Odometry, out): the twin's pose, now; published on every new
-            measurement and at ``publish_rate_hz`` in between
+  twin/odom (nav_msgs/Odometry, out): the twin's pose in the map, now, in frames
+            ``robot_<i>/twin/odom`` (≡ map) → ``robot_<i>/twin/base_link``; published on
+            every new measurement and at ``publish_rate_hz`` in between
+  initialpose (geometry_msgs/PoseWithCovarianceStamped in ``map``, in): "the robot is here
+            now", as RViz's 2D Pose Estimate and Nav2 send it (also ``/initialpose`` when
+            the bridge serves one robot)
+on /tf_static ``map → <robot's odom frame>`` (where its odometry started: ``initial_poses``,
+or moved by /initialpose) and ``map → robot_<i>/twin/odom`` (the identity); on /tf
+``robot_<i>/twin/odom → robot_<i>/twin/base_link`` at ``publish_rate_hz`` (and the robot's
+own ``odom → base_link`` with ``publish_odom_tf``, for drivers that do not publish it);
 and on /diagnostics (diagnostic_msgs/DiagnosticArray), per robot: twin position error (m)
 and yaw error (deg) against each measurement at its own time, one-way delay, loss,
 duplicates, reordering, clock offset, measurement age, model gains. A robot whose odometry
@@ -12,6 +20,8 @@ stops is reported stale, then dead; its twin is held where the model says it sto
 
 ``method: predictive`` is the predictor–corrector of ``sim_bridge.twin_sync``;
 ``method: naive`` sets the twin to the last received pose (the baseline to beat).
+
+QoS (REP-2003): odom and cmd_vel read best effort; twin/odom and TF published reliable.
 """
 
 from __future__ import annotations
@@ -19,15 +29,18 @@ from __future__ import annotations
 import math
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 
 from ros_nodes import conversions as conv
+from ros_nodes import frames
 from ros_nodes.common import (
     COMMAND_SUB_QOS,
     DIAGNOSTICS_QOS,
-    STATE_QOS,
+    INITIAL_POSE_QOS,
+    SENSOR_PUB_QOS,
+    SENSOR_SUB_QOS,
     RobotSelectionError,
     load_world_param,
     now_s,
@@ -35,6 +48,7 @@ from ros_nodes.common import (
 )
 from ros_nodes.params import Param, ParameterError, declare_params, non_negative, one_of, positive
 from ros_nodes.runtime import main_for
+from sim_bridge.safety import Throttle
 from sim_bridge.twin_sync import SyncConfig, TwinState, TwinSync
 
 PARAMS = [
@@ -59,6 +73,17 @@ PARAMS = [
     Param("clock_offset_s", 0.0, "robot clock minus local clock, with clock_offset: fixed"),
     Param("stale_after_s", 0.5, "no odometry for this long: warn", positive),
     Param("dead_after_s", 3.0, "no odometry for this long: error (dead peer)", positive),
+    Param(
+        "initial_poses",
+        [0.0, 0.0, 0.0],
+        "where each robot's odometry started, in the map: [x, y, yaw] (m, m, rad) for all robots, "
+        "or x, y, yaw per bridged robot in order ([0, 0, 0]: its odom frame is the map, as in simulation)",
+    ),
+    Param(
+        "publish_odom_tf",
+        False,
+        "also publish each robot's odom → base_link from its odometry (for drivers that don't)",
+    ),
 ]
 
 
@@ -74,6 +99,15 @@ class TwinBridge(Node):
             raise ParameterError(self.get_name(), [str(err)]) from None
         if p.dead_after_s <= p.stale_after_s:
             raise ParameterError(self.get_name(), ["'dead_after_s' must be greater than 'stale_after_s'"])
+        origins = _initial_poses(p.initial_poses, len(self.robots))
+        if isinstance(origins, str):
+            raise ParameterError(self.get_name(), [f"'initial_poses': {origins}"])
+        # map → <robot's odom frame>, and that frame's name (the driver's, once it speaks).
+        self.odom_origin: dict[str, frames.Pose2D] = {r.name: o for r, o in zip(self.robots, origins, strict=True)}
+        self.origin_source = {r.name: "initial_poses" for r in self.robots}
+        self.odom_frame = {r.name: frames.odom_frame(r.name) for r in self.robots}
+        self.pending_pose: dict[str, frames.Pose2D] = {}
+        self.throttle = Throttle(2.0)
         self.syncs: dict[str, TwinSync] = {}
         self.naive: dict[str, tuple[float, float, float, float, float, float]] = {}
         self.last_receipt: dict[str, float] = {}
@@ -88,10 +122,16 @@ class TwinBridge(Node):
                     correction_time_constant_s=p.correction_time_constant_s,
                 )
             )
-            self.pubs[r.name] = self.create_publisher(Odometry, f"{r.name}/{p.output}", STATE_QOS)
-            self.create_subscription(Odometry, f"{r.name}/odom", self._on_odom(r.name), STATE_QOS)
+            self.pubs[r.name] = self.create_publisher(Odometry, f"{r.name}/{p.output}", SENSOR_PUB_QOS)
+            self.create_subscription(Odometry, f"{r.name}/odom", self._on_odom(r.name), SENSOR_SUB_QOS)
             self.create_subscription(Twist, f"{r.name}/cmd_vel", self._on_cmd(r.name), COMMAND_SUB_QOS)
+            on_pose = self._on_initial_pose(r.name)
+            self.create_subscription(PoseWithCovarianceStamped, f"{r.name}/initialpose", on_pose, INITIAL_POSE_QOS)
+            if len(self.robots) == 1:  # RViz's and Nav2's default topic, unambiguous with one robot
+                self.create_subscription(PoseWithCovarianceStamped, "/initialpose", on_pose, INITIAL_POSE_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
+        self.tf = frames.TfBroadcaster(self)
+        self._publish_static_tf()
         self.create_timer(1.0 / p.publish_rate_hz, self._tick)
         self.create_timer(1.0 / p.diagnostics_rate_hz, self._diagnose)
         self.get_logger().info(
@@ -111,6 +151,8 @@ class TwinBridge(Node):
             stamp, x, y, yaw, v, w = conv.odometry_state(msg)
             self.last_receipt[name] = t
             accepted = self.syncs[name].on_measurement(t, stamp, x, y, yaw, v, w)
+            if accepted:
+                self._note_odom_frames(name, msg, stamp, (x, y, yaw))
             if self.p.method == "naive":
                 if accepted:
                     self.naive[name] = (stamp, x, y, yaw, v, w)
@@ -122,22 +164,89 @@ class TwinBridge(Node):
 
     def _tick(self) -> None:
         t = now_s(self)
+        transforms = []
         for r in self.robots:
-            self._publish(r.name, t)
+            pose = self._publish(r.name, t)
+            if pose is not None:
+                twin = frames.twin_prefix(r.name)
+                transforms.append(frames.transform(t, frames.odom_frame(twin), frames.base_frame(twin), pose))
+        self.tf.send(transforms)
 
-    def _publish(self, name: str, t: float) -> None:
+    def _publish(self, name: str, t: float) -> frames.Pose2D | None:
+        """Publish the twin of ``name`` at time ``t``; returns its pose in the map."""
         if self.p.method == "naive":
             last = self.naive.get(name)
             if last is None:
-                return
+                return None
             _, x, y, yaw, v, w = last
             state = TwinState(t, x, y, yaw, v, w)
             self.syncs[name].note_published(state)  # so diagnostics measure its error too
         else:
             state = self.syncs[name].estimate(t)
             if state is None:
+                return None
+        pose = frames.compose(self.odom_origin[name], (state.x, state.y, state.yaw))
+        prefix = frames.twin_prefix(name)
+        self.pubs[name].publish(conv.odometry(t, prefix, *pose, state.v, 0.0, state.w))
+        return pose
+
+    # ---- frames ------------------------------------------------------------------------
+    def _publish_static_tf(self) -> None:
+        """map → each robot's odom frame (its start pose) and map → each twin's odom (identity)."""
+        t = now_s(self)
+        statics = []
+        for r in self.robots:
+            statics.append(frames.transform(t, frames.MAP_FRAME, self.odom_frame[r.name], self.odom_origin[r.name]))
+            twin_odom = frames.odom_frame(frames.twin_prefix(r.name))
+            statics.append(frames.transform(t, frames.MAP_FRAME, twin_odom, (0.0, 0.0, 0.0)))
+        self.tf.send_static(statics)
+
+    def _note_odom_frames(self, name: str, msg: Odometry, stamp: float, pose: frames.Pose2D) -> None:
+        """Follow the driver's frame names, apply a pose that came before any odometry, and
+        publish its odom → base_link if asked."""
+        frame = msg.header.frame_id.lstrip("/")
+        if frame and frame != self.odom_frame[name]:
+            self.odom_frame[name] = frame
+            self._publish_static_tf()
+        if name in self.pending_pose:
+            self._set_origin(name, frames.compose(self.pending_pose.pop(name), frames.invert(pose)), "/initialpose")
+        if self.p.publish_odom_tf:
+            child = msg.child_frame_id.lstrip("/") or frames.base_frame(name)
+            self.tf.send([frames.transform(stamp, self.odom_frame[name], child, pose)])
+
+    def _set_origin(self, name: str, origin: frames.Pose2D, source: str) -> None:
+        self.odom_origin[name] = origin
+        self.origin_source[name] = source
+        self._publish_static_tf()
+        self.get_logger().info(
+            f"{name}: map → {self.odom_frame[name]} is now x={origin[0]:.3f} y={origin[1]:.3f} "
+            f"yaw={origin[2]:.3f} (from {source})"
+        )
+        self._publish(name, now_s(self))  # the twin jumps to its place in the map now
+
+    def _on_initial_pose(self, name: str):
+        def callback(msg: PoseWithCovarianceStamped) -> None:
+            frame = msg.header.frame_id.lstrip("/")
+            p = msg.pose.pose
+            pose = (p.position.x, p.position.y, conv.quaternion_yaw(p.orientation))
+            problem = None
+            if frame not in ("", frames.MAP_FRAME):
+                problem = f"is in frame '{frame}'; give it in '{frames.MAP_FRAME}'"
+            elif not all(math.isfinite(v) for v in pose):
+                problem = "is not finite"
+            if problem is not None:
+                if self.throttle.ready(f"{name}/initialpose", now_s(self)):
+                    self.get_logger().warning(f"{name}: initial pose ignored: it {problem}")
                 return
-        self.pubs[name].publish(conv.odometry(t, name, state.x, state.y, state.yaw, state.v, 0.0, state.w))
+            # "The robot is here now": now, by the twin's own estimate of the robot's odometry.
+            now = self.syncs[name].estimate(now_s(self))
+            if now is None:
+                self.pending_pose[name] = pose
+                self.get_logger().info(f"{name}: initial pose received; applied at its first odometry")
+                return
+            self._set_origin(name, frames.compose(pose, frames.invert((now.x, now.y, now.yaw))), "/initialpose")
+
+        return callback
 
     def _diagnose(self) -> None:
         t = now_s(self)
@@ -173,10 +282,24 @@ class TwinBridge(Node):
                 "model_gain_w": st.gains[1],
                 "model_time_constant_s": st.time_constant_s,
                 "method": self.p.method,
+                "odom_frame": self.odom_frame[r.name],
+                "map_to_odom": " ".join(f"{v:.4g}" for v in self.odom_origin[r.name]),
+                "map_to_odom_source": self.origin_source[r.name],
             }
             status.values = [KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]
             msg.status.append(status)
         self.diag_pub.publish(msg)
+
+
+def _initial_poses(values: list, robots: int) -> list[frames.Pose2D] | str:
+    """One (x, y, yaw) per robot from ``initial_poses``, or what is wrong with it."""
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        return f"must be finite numbers, got {values!r}"
+    if len(values) == 3:
+        return [tuple(float(v) for v in values)] * robots
+    if len(values) == 3 * robots:
+        return [tuple(float(v) for v in values[3 * k : 3 * k + 3]) for k in range(robots)]
+    return f"needs 3 numbers (x, y, yaw) for all robots or 3 per robot ({3 * robots}), got {len(values)}"
 
 
 def _fmt(value) -> str:

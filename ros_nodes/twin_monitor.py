@@ -24,7 +24,7 @@ from nav_msgs.msg import Odometry
 from rclpy.node import Node
 
 from ros_nodes import conversions as conv
-from ros_nodes.common import COMMAND_PUB_QOS, GOAL_QOS, STATE_QOS, load_world_param
+from ros_nodes.common import COMMAND_PUB_QOS, GOAL_QOS, SENSOR_SUB_QOS, load_world_param
 from ros_nodes.params import Param, ParameterError, declare_params, non_negative, one_of
 from ros_nodes.runtime import main_for, request_stop
 
@@ -58,11 +58,11 @@ class TwinMonitor(Node):
         self.goals = np.full((len(self.robots), 2), np.nan)
         for r in self.robots:
             self.create_subscription(PoseStamped, f"{r.name}/goal_pose", self._on_goal(r.index), GOAL_QOS)
-            self.create_subscription(Odometry, f"{r.name}/odom", self._log_into("odom", r.index), STATE_QOS)
+            self.create_subscription(Odometry, f"{r.name}/odom", self._log_into("odom", r.index), SENSOR_SUB_QOS)
             for topic in (t for t in p.twin_topics if t):
                 key = topic.replace("/", "_")
                 self.logs.setdefault(key, [])
-                self.create_subscription(Odometry, f"{r.name}/{topic}", self._log_into(key, r.index), STATE_QOS)
+                self.create_subscription(Odometry, f"{r.name}/{topic}", self._log_into(key, r.index), SENSOR_SUB_QOS)
         self.cmd_pubs = []
         if p.drive == "curves":
             self.cmd_pubs = [self.create_publisher(Twist, f"{r.name}/cmd_vel", COMMAND_PUB_QOS) for r in self.robots]

@@ -178,6 +178,6 @@ def test_launch_files_quote_every_non_parameter_scalar():
         for item in text["launch"]:
             ((kind, body),) = item.items()
             for key, value in body.items():
-                if key in ("param", "remap", "choice", "children", "arg"):
+                if key in ("param", "remap", "env", "choice", "children", "arg"):
                     continue
                 assert isinstance(value, str), f"{path.name}: {kind}.{key} = {value!r} must be a string"
