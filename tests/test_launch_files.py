@@ -127,8 +127,8 @@ def test_nodes_namespaces_params_remaps_conditions(tmp_path):
         },
     )
     procs = LaunchDescription(path).processes({"rate": "60"})
-    # labels are ros2 launch's: the executable's name (or exec_name) and a running number
-    assert [p.label for p in procs] == ["sim_node-1", "twin_bridge-2", "hi-3"]
+    # labels: exec_name, else the node's name, else the executable's; and a running number
+    assert [p.label for p in procs] == ["sim-1", "twin_bridge-2", "hi-3"]
     sim = procs[0]
     assert sim.namespace == "/site_sim/inner"
     assert sim.parameters == {"odom_rate_hz": 60, "world": "navigation", "nested.a": [1, 2]}

@@ -93,6 +93,7 @@ class ProcessSpec:
     sigterm_timeout_s: float = DEFAULT_TIMEOUT_S
     sigkill_timeout_s: float = DEFAULT_TIMEOUT_S
     source: str = ""  # FILE:LINE of the action
+    parameters_at: int | None = None  # where in cmd the parameter arguments go (before remaps, as launch_ros)
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -127,7 +128,8 @@ class ProcessSpec:
                 args += ["--params-file", str(path)]
             else:
                 args += ["--params-file", str(source)]
-        return [*self.cmd, *args]
+        at = len(self.cmd) if self.parameters_at is None else self.parameters_at
+        return [*self.cmd[:at], *args, *self.cmd[at:]]
 
 
 @dataclass
@@ -408,6 +410,7 @@ class _Walker:
             cmd += ["-r", f"__node:={name}"]
         if namespace:
             cmd += ["-r", f"__ns:={namespace}"]
+        parameters_at = len(cmd)
         sources: list[ParameterSource] = list(scope.global_params)
         for item in b.get("param", []):
             if "from" in item:
@@ -422,9 +425,12 @@ class _Walker:
             *[(self.s(e, r["from"]), self.s(e, r["to"])) for r in b.get("remap", [])],
         ]:
             cmd += ["-r", f"{src}:={dst}"]
-        label = self.s(e, b["exec_name"]) if "exec_name" in b else Path(exe).name
+        # ros2 launch labels a node by its executable; sern by its node name when it has one,
+        # so two nodes of one executable (sim_node as sim and as twin_sim) read apart
+        label = self.s(e, b["exec_name"]) if "exec_name" in b else (name or Path(exe).name)
         spec = self.process(e, label, cmd)
         spec.node_name, spec.namespace, spec.parameter_sources = name, namespace, sources
+        spec.parameters_at = parameters_at + len(spec.cmd) - len(cmd)  # after any launch-prefix words
         spec.params_file_key = f"{namespace}/{name}" if name and namespace else "/**"
         self.out.append(spec)
 
