@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import random
 import re
 import sys
 from pathlib import Path
@@ -280,3 +282,57 @@ def test_launch_files_quote_every_non_parameter_scalar():
                 if key in ("param", "remap", "choice", "children", "arg"):
                     continue
                 assert isinstance(value, str), f"{path.name}: {kind}.{key} = {value!r} must be a string"
+
+
+def test_mutated_shipped_launch_files_give_launch_errors_only(tmp_path):
+    """A few hundred seeded mutations of the shipped launch files (wrong types, missing
+    and unknown keys, broken substitutions, bad actions): each one expands or is refused
+    with a LaunchError naming the file; never another exception (a traceback for the user)."""
+    rng = random.Random(16)
+    junk = [
+        None,
+        5,
+        1.5,
+        True,
+        "",
+        "$(",
+        "$(var nope)",
+        "$(eval '1/0')",
+        "$(eval '9**9**9')",
+        [],
+        {},
+        [1, "a"],
+        {"a": 1},
+    ]
+    originals = {p.name: yaml.safe_load(p.read_text()) for p in sorted((REPO / "launch").glob("*_launch.yaml"))}
+    outcomes = {"ok": 0, "refused": 0}
+    for case in range(300):
+        name = rng.choice(sorted(originals))
+        tree = copy.deepcopy(originals[name])
+        actions = tree["launch"]
+        i = rng.randrange(len(actions))
+        ((_kind, body),) = actions[i].items()
+        move = rng.randrange(6)
+        if move == 0 and body:
+            body.pop(rng.choice(sorted(body)))
+        elif move == 1 and body:
+            body[rng.choice(sorted(body))] = rng.choice(junk)
+        elif move == 2:
+            body[rng.choice(["nmae", "if", "unless", "respawn", "output", "shell", "param"])] = rng.choice(junk)
+        elif move == 3:
+            actions[i] = {rng.choice(["nodes", "group", "include", "timer", "let"]): body}
+        elif move == 4 and isinstance(body.get("param"), list) and body["param"]:
+            body["param"][rng.randrange(len(body["param"]))] = rng.choice([{"name": "x"}, {"from": 5}, {"value": 1}, 7])
+        else:
+            actions.insert(
+                i, rng.choice([{"arg": {"name": "site", "default": "x"}}, {"group": junk[:3]}, 5, {"a": 1, "b": 2}])
+            )
+        path = tmp_path / f"case{case}_launch.yaml"
+        path.write_text(yaml.dump(tree, Dumper=yaml.CSafeDumper, sort_keys=False))
+        try:
+            LaunchDescription(path).processes({"site": "robot"} if name == "site_link_launch.yaml" else {})
+            outcomes["ok"] += 1
+        except LaunchError as err:
+            assert str(err).startswith(str(path)), err
+            outcomes["refused"] += 1
+    assert outcomes["ok"] > 20 and outcomes["refused"] > 100, outcomes

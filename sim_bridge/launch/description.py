@@ -264,9 +264,10 @@ class _Walker:
         name = self.s(e, e.body["name"])
         self.declared.add(name)
         choices = [self.s(e, c["value"]) for c in e.body.get("choice", [])]
-        if "default" in e.body and choices:
-            default, substituted = expand_tracking(e.body["default"], self.ctx)
-            if not substituted and default not in choices:
+        if "default" in e.body and choices and "$(" not in e.body["default"]:
+            # ros2 launch checks a literal default against the choices when it reads the file
+            default = self.s(e, e.body["default"])
+            if default not in choices:
                 raise e.error(f"the default {default!r} of '{name}' is not one of its choices: {', '.join(choices)}")
         if name not in self.ctx.configurations:
             if "default" not in e.body:

@@ -16,6 +16,7 @@ even when a program of the same name exists elsewhere.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import sys
@@ -69,12 +70,13 @@ def find_package_share(package: str) -> Path:
     raise _not_found(package)
 
 
-def _console_scripts(package: str) -> set[str]:
+@functools.lru_cache(maxsize=64)  # reading distribution metadata costs milliseconds; it does not change
+def _console_scripts(package: str) -> frozenset[str]:
     try:
         dist = importlib.metadata.distribution(package)
     except importlib.metadata.PackageNotFoundError:
-        return set()
-    return {ep.name for ep in dist.entry_points if ep.group == "console_scripts"}
+        return frozenset()
+    return frozenset(ep.name for ep in dist.entry_points if ep.group == "console_scripts")
 
 
 def find_executable(package: str, executable: str) -> Path:
