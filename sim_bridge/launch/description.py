@@ -24,7 +24,10 @@ launch 3.7.1 / launch_ros 0.28.0 run from source):
 
 Where ``sern launch`` is stricter than ros2 launch it says so in the error: launch arguments
 that no ``arg`` declares, a missing ``from:`` parameter file or ``cwd``, and quoted booleans
-in ``scoped``/``forwarding``/``shell`` are errors here.
+in ``scoped``/``forwarding``/``shell`` are errors here. Two ros2 launch 3.7.1 quirks are not
+copied: ``set_parameter``/``set_remap`` in a scoped group stay in it (ros2 launch leaks them
+when one was set before the group), and ``$(dirname)`` names the file it is written in.
+docs/launch.md has the whole comparison.
 """
 
 from __future__ import annotations
