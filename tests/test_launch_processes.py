@@ -301,3 +301,29 @@ def test_a_program_that_cannot_start_is_a_usage_error(tmp_path):
     run = Run(path, tmp_path / "log")
     assert run.code == 2
     assert re.search(r"process could not start: no_such_program_sern_test-1 \(.*missing_launch.yaml:\d+\)", run.screen)
+
+
+def test_on_exit_shutdown_wins_over_respawn(tmp_path):
+    """ros2 launch 3.7.1 shuts the launch down on the first exit of an ``on_exit: shutdown``
+    process even if it also has ``respawn`` (at most one racing respawn); sern: no respawn."""
+    path = write_launch(
+        tmp_path / "both_launch.yaml",
+        [
+            {
+                "executable": {
+                    "cmd": "echo once",
+                    "name": "r",
+                    "respawn": "true",
+                    "on_exit": "shutdown",
+                    "output": "screen",
+                }
+            },
+            {"executable": {"cmd": f"{sys.executable} -c 'import time; time.sleep(60)'", "name": "sleeper"}},
+        ],
+    )
+    started = time.monotonic()
+    run = Run(path, tmp_path / "log")
+    assert run.code == 0, run.screen
+    assert run.lines("r") == ["once"]
+    assert "respawning" not in run.screen
+    assert time.monotonic() - started < 30

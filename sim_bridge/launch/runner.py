@@ -204,7 +204,12 @@ class LaunchRunner:
         m.popen = None
         failed = code != 0
         self.log(f"process {'has died' if failed else 'has finished'}: {spec.label} (pid {pid}) {describe_exit(code)}")
-        if spec.respawn and (spec.respawn_max_retries < 0 or m.respawns < spec.respawn_max_retries):
+        # on_exit: shutdown wins over respawn (ros2 launch shuts down on the first exit)
+        if (
+            spec.respawn
+            and not spec.on_exit_shutdown
+            and (spec.respawn_max_retries < 0 or m.respawns < spec.respawn_max_retries)
+        ):
             m.respawns += 1
             m.restart_at = now + spec.respawn_delay_s
             limit = "" if spec.respawn_max_retries < 0 else f" of {spec.respawn_max_retries}"
