@@ -32,12 +32,13 @@ as ros2 launch would:
                param (name/value, nested param, from: FILE, allow_substs), remap
   processes    cmd, cwd, env, shell, emulate_tty, launch-prefix, on_exit: shutdown,
                output: screen | log (default: stderr on screen, all in launch.log) | both |
-               own_log | full, respawn + respawn_delay + respawn_max_retries,
-               sigterm_timeout + sigkill_timeout (Ctrl-C: SIGINT, then SIGTERM, then SIGKILL)
+               own_log | full, respawn (after any exit) + respawn_delay + respawn_max_retries,
+               sigterm_timeout + sigkill_timeout (stop: SIGINT, then SIGTERM, then SIGKILL)
   substitutions var env find-pkg-share find-pkg-prefix exec-in-pkg find-exec file-content
                eval not and or all any if equals not-equals anon dirname filename
   scoping      include is not a scope (its args and lets stay visible after it); a group
-               is, unless scoped: false; forwarding: false starts from its keep list only
+               is, unless scoped: false; forwarding: false starts from its keep list only;
+               a relative include path is relative to the working directory
   parameters   set_parameter first, then param items in the order written (later wins);
                an inline value is read as YAML only when it holds a substitution
   $(eval)      literals, arithmetic, comparisons, and/or/not, x if c else y, indexing,
@@ -48,7 +49,8 @@ Stricter than ros2 launch: undeclared arguments, a missing from: file or cwd, qu
 booleans in scoped/forwarding/shell, and actions sern does not implement (timer, shutdown,
 composable nodes) are errors. A process that dies with an error and has no respawn stops
 the launch (exit 1). Log folder: $ROS_LOG_DIR, else $ROS_HOME/log, else ~/.ros/log.
-Exit codes: 0 finished (or SIGTERM), 1 a process failed, 2 a usage error, 130 Ctrl-C."""
+Exit codes: 0 finished (or SIGTERM), 1 a process failed, 2 a usage error, 130 Ctrl-C.
+The comparison with ros2 launch, case by case: docs/launch.md."""
 
 
 def add_parser(sub) -> None:
