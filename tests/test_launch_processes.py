@@ -238,13 +238,24 @@ def test_per_process_shutdown_timeouts(tmp_path):
     elapsed = time.monotonic() - started
     assert run.code == 0, run.screen  # on_exit: shutdown after a clean exit is a clean end
     stubborn, polite = _signal_times(run.lines("stubborn")), _signal_times(run.lines("polite"))
-    assert set(stubborn) == {"SIGINT", "SIGTERM"}, run.screen
-    assert 0.45 <= stubborn["SIGTERM"] <= 0.5 + 2.0, stubborn
+    assert set(stubborn) == {"SIGINT", "SIGTERM"}, run.screen  # then SIGKILL, which it cannot see
     assert re.search(r"process stopped: stubborn-1 \(pid \d+\) killed by SIGKILL", run.screen), run.screen
-    assert "stubborn-1 still running 0.7 s after SIGTERM: escalating to SIGKILL" in run.screen
     assert set(polite) == {"SIGINT", "SIGTERM"}, run.screen  # polite exits on SIGTERM: no SIGKILL
-    assert 0.95 <= polite["SIGTERM"] <= 1.0 + 2.0, polite
     assert re.search(r"process stopped: polite-2 \(pid \d+\) exited with code 0", run.screen)
+    # when the launcher escalated, by its own clock in launch.log (lower bounds are exact:
+    # "stopping" is written before the SIGINTs go out)
+    log = run.launch_log()
+
+    def at(message: str) -> float:
+        return float(re.search(rf"^(\d+\.\d+) \[launch\] {re.escape(message)}$", log, re.M).group(1))
+
+    stop = at("stopping the other 2 process(es)")
+    term_stubborn = at("stubborn-1 still running 0.5 s after SIGINT: escalating to SIGTERM") - stop
+    kill_stubborn = at("stubborn-1 still running 0.7 s after SIGTERM: escalating to SIGKILL") - stop
+    term_polite = at("polite-2 still running 1 s after SIGINT: escalating to SIGTERM") - stop
+    assert 0.5 <= term_stubborn <= 0.5 + 3.0, term_stubborn
+    assert 1.2 <= kill_stubborn <= 1.2 + 3.0, kill_stubborn
+    assert 1.0 <= term_polite <= 1.0 + 3.0, term_polite  # from the launch configuration
     assert elapsed < 30, elapsed
 
 
@@ -287,8 +298,12 @@ def test_ctrl_c_through_the_cli_stops_children_in_order(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, out
     assert "SIGINT received: stopping 1 process(es)" in out
-    assert re.search(r"\[stubborn-1\] got SIGINT 0\.0", out), out
-    assert re.search(r"\[stubborn-1\] got SIGTERM 0\.[4-9]|\[stubborn-1\] got SIGTERM [1-2]\.", out), out
+    assert (
+        out.index("[stubborn-1] got SIGINT")
+        < out.index("escalating to SIGTERM")
+        < out.index("[stubborn-1] got SIGTERM")
+    )
+    assert out.index("[stubborn-1] got SIGTERM") < out.index("escalating to SIGKILL"), out
     assert re.search(r"process stopped: stubborn-1 \(pid \d+\) killed by SIGKILL", out), out
     assert "Traceback" not in out
     runs = [p for p in (tmp_path / "log").iterdir() if not p.is_symlink()]  # ros2 launch's log layout
