@@ -96,7 +96,6 @@ ACTIONS: dict[str, Action] = {
     "include": Action({"file": TEXT, "arg": NAME_VALUE}, frozenset({"file"})),
     "set_parameter": Action({"name": TEXT, "value": TEXT}, frozenset({"name", "value"})),
     "set_parameters_from_file": Action({"filename": TEXT}, frozenset({"filename"})),
-    "set_use_sim_time": Action({"value": TEXT}, frozenset({"value"})),
     "set_remap": Action({"from": TEXT, "to": TEXT}, frozenset({"from", "to"})),
     "log": Action({"message": TEXT}, frozenset({"message"})),
 }
@@ -108,6 +107,7 @@ ROS2_ONLY_ACTIONS = {
     "ros_timer": "delayed actions",
     "shutdown": "a shutdown action",
     "set_ros_log_dir": "a per-launch ROS log directory",
+    "set_use_sim_time": "use_sim_time on the launch process's own ROS node",
     "node_container": "composable node containers",
     "load_composable_node": "composable nodes",
 }
