@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from sim_bridge.launch.description import ProcessSpec
 from sim_bridge.launch.output import OutputRouter, base_log_dir, make_run_log_dir
+from sim_bridge.launch.process import ProcessSpec
 
 EXIT_OK, EXIT_NODE_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _POLL_S = 0.05
