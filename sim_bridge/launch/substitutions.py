@@ -1,29 +1,36 @@
 """Launch substitutions, as the ROS 2 launch frontend writes them: ``$(var NAME [DEFAULT])``,
 ``$(env NAME [DEFAULT])``, ``$(find-pkg-share PKG)``, ``$(find-pkg-prefix PKG)``,
-``$(eval EXPR)``, ``$(not X)``, ``$(and A B)``, ``$(or A B)``, ``$(equals A B)``,
-``$(not-equals A B)``, ``$(anon NAME)``, ``$(dirname)``.
+``$(exec-in-pkg EXEC PKG)``, ``$(find-exec NAME)``, ``$(file-content PATH)``,
+``$(eval EXPR)``, ``$(not X)``, ``$(and A B)``, ``$(or A B)``, ``$(all A ...)``,
+``$(any A ...)``, ``$(if COND THEN [ELSE])``, ``$(equals A B)``, ``$(not-equals A B)``,
+``$(anon NAME)``, ``$(dirname)``, ``$(filename)``.
 
 Arguments are separated by single spaces; ``'…'`` or ``"…"`` quote an argument (and may
-hold spaces and nested substitutions); backslash escapes ``$ ( ) ' " \\``. ``$(eval)``
-accepts Python expressions over literals, comparisons, boolean and arithmetic operators
-and ``math`` functions only: never arbitrary code.
+hold spaces and nested substitutions); backslash escapes ``$ ( ) ' " \\``. Booleans are read
+as ros2 launch reads them (``1``/``0`` and YAML's true/false/yes/no/on/off); ``equals``
+compares booleans and numbers by value. ``$(eval)`` is a bounded, code-free subset of Python
+(see ``sim_bridge.launch.safe_eval``). ``$(dirname)``/``$(filename)`` name the file they are
+written in (ros2 launch 3.7.1 keeps naming the last included file after an ``include``).
 """
 
 from __future__ import annotations
 
-import ast
 import math
-import operator
 import os
 import random
+import shlex
+import shutil
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 
-class LaunchError(ValueError):
-    """A launch file that cannot be run as written (usage error)."""
+from sim_bridge.launch.errors import LaunchError
+from sim_bridge.launch.safe_eval import safe_eval
+
+__all__ = ["Context", "LaunchError", "expand", "expand_command", "expand_tracking", "safe_eval", "yaml_bool"]
 
 
 @dataclass
@@ -35,14 +42,57 @@ class Context:
     current_file: Path | None = None
     find_package_share: Callable[[str], Path] | None = None
     find_package_prefix: Callable[[str], Path] | None = None
+    find_executable: Callable[[str, str], Path] | None = None
     anon_names: dict[str, str] = field(default_factory=dict)
 
 
 def expand(text: str, ctx: Context) -> str:
     """``text`` with every substitution replaced."""
+    return expand_tracking(text, ctx)[0]
+
+
+def expand_command(text: str, ctx: Context) -> list[str]:
+    """``text`` split into command-line words as ros2 launch splits ``cmd``/``args``: the
+    literal text by shell rules, while a substitution's value stays inside the word it is
+    written in, spaces and all (``--world $(var w)`` is two words whatever ``w`` holds)."""
+    parser = _Parser(text, ctx)
+    words: list[list[str]] = []
+    word: list[str] = []
+    for is_substitution, piece in parser.segments():
+        if is_substitution:
+            word.append(piece)
+            continue
+        try:
+            tokens = shlex.split(piece)
+        except ValueError as err:
+            raise LaunchError(f"cannot split {text!r} into words ({err})") from None
+        if not tokens:
+            if word and piece:
+                words.append(word)
+                word = []
+            continue
+        if piece[0].isspace() and word:
+            words.append(word)
+            word = []
+        word.append(tokens[0])
+        if len(tokens) > 1:
+            words.append(word)
+            words.extend([t] for t in tokens[1:-1])
+            word = [tokens[-1]]
+        if piece[-1].isspace():
+            words.append(word)
+            word = []
+    if word:
+        words.append(word)
+    return ["".join(w) for w in words]
+
+
+def expand_tracking(text: str, ctx: Context) -> tuple[str, bool]:
+    """``text`` with every substitution replaced, and whether it held any substitution
+    (ros2 launch reads a parameter value as YAML only then)."""
     parser = _Parser(text, ctx)
     out = parser.text(stop=None)
-    return out
+    return out, parser.substitutions > 0
 
 
 class _Parser:
@@ -50,10 +100,32 @@ class _Parser:
         self.src = src
         self.i = 0
         self.ctx = ctx
+        self.substitutions = 0
 
     def _peek(self, k: int = 0) -> str:
         j = self.i + k
         return self.src[j] if j < len(self.src) else ""
+
+    def segments(self) -> list[tuple[bool, str]]:
+        """The whole text as (is_substitution, text) pieces, literal escapes resolved."""
+        out: list[tuple[bool, str]] = []
+        literal: list[str] = []
+        while self.i < len(self.src):
+            c = self._peek()
+            if c == "\\" and self._peek(1) in "$()'\"\\":
+                literal.append(self._peek(1))
+                self.i += 2
+            elif c == "$" and self._peek(1) == "(":
+                if literal:
+                    out.append((False, "".join(literal)))
+                    literal = []
+                out.append((True, self.substitution()))
+            else:
+                literal.append(c)
+                self.i += 1
+        if literal:
+            out.append((False, "".join(literal)))
+        return out
 
     def text(self, stop: str | None) -> str:
         """Literal text and substitutions up to ``stop`` (a closing quote) or the end."""
@@ -73,6 +145,7 @@ class _Parser:
         return "".join(out)
 
     def substitution(self) -> str:
+        self.substitutions += 1
         start = self.i
         self.i += 2  # "$("
         name_start = self.i
@@ -121,19 +194,53 @@ class _Parser:
         return "".join(out)
 
 
-def _truthy(value: str, what: str) -> bool:
-    v = value.strip().lower()
-    if v in ("true", "1"):
-        return True
-    if v in ("false", "0"):
+def yaml_bool(value: str, what: str) -> bool:
+    """``value`` as a boolean the way ros2 launch coerces one: ``1``/``0`` or a YAML boolean."""
+    v = value.strip()
+    if v in ("1", "0"):
+        return v == "1"
+    try:
+        parsed = yaml.safe_load(v) if v else None
+    except yaml.YAMLError:
+        parsed = None
+    if isinstance(parsed, bool):
+        return parsed
+    raise LaunchError(f"{what}: expected a boolean (true, false, 1 or 0); got {value!r}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
         return False
-    raise LaunchError(f"{what}: expected one of true, 1, false, 0; got {value!r}")
+    return True
 
 
-def _need(name: str, args: list[str], low: int, high: int) -> None:
-    if not low <= len(args) <= high:
-        want = str(low) if low == high else f"{low} to {high}"
+def _equal(left: str, right: str) -> bool:
+    """ros2 launch's ``equals``: booleans by truth, numbers by closeness, else the text."""
+    bools = ("true", "false", "1", "0")
+    if left.lower() in bools and right.lower() in bools:
+        return (left.lower() in ("true", "1")) == (right.lower() in ("true", "1"))
+    if _is_number(left) and _is_number(right):
+        return math.isclose(float(left), float(right))
+    return left == right
+
+
+def _need(name: str, args: list[str], low: int, high: int | None) -> None:
+    if len(args) < low or (high is not None and len(args) > high):
+        want = str(low) if low == high else (f"{low} to {high}" if high is not None else f"at least {low}")
         raise LaunchError(f"$({name}) takes {want} argument(s), got {len(args)}: {args}")
+
+
+def _text(value: bool) -> str:
+    return "true" if value else "false"
+
+
+_SUPPORTED = (
+    "var, env, find-pkg-share, find-pkg-prefix, exec-in-pkg, find-exec, file-content, eval, not, and, or, "
+    "all, any, if, equals, not-equals, anon, dirname, filename"
+)
+_ROS2_ONLY = {"command", "log_dir", "launch_log_dir"}
 
 
 def _evaluate(name: str, args: list[str], ctx: Context) -> str:
@@ -157,11 +264,28 @@ def _evaluate(name: str, args: list[str], ctx: Context) -> str:
         if finder is None:
             raise LaunchError(f"$({name}) is not available here")
         return str(finder(args[0]))
-    if name == "dirname":
+    if name == "exec-in-pkg":
+        _need(name, args, 2, 2)
+        if ctx.find_executable is None:
+            raise LaunchError(f"$({name}) is not available here")
+        return str(ctx.find_executable(args[1], args[0]))
+    if name == "find-exec":
+        _need(name, args, 1, 1)
+        found = shutil.which(args[0], path=ctx.environment.get("PATH", os.defpath))
+        if found is None:
+            raise LaunchError(f"$(find-exec {args[0]}): no executable of that name on PATH")
+        return found
+    if name == "file-content":
+        _need(name, args, 1, 1)
+        try:
+            return Path(args[0]).read_text()
+        except OSError as err:
+            raise LaunchError(f"$(file-content {args[0]}): cannot read it ({err.strerror})") from None
+    if name in ("dirname", "filename"):
         _need(name, args, 0, 0)
         if ctx.current_file is None:
-            raise LaunchError("$(dirname) outside a launch file")
-        return str(ctx.current_file.parent)
+            raise LaunchError(f"$({name}) outside a launch file")
+        return str(ctx.current_file.parent if name == "dirname" else ctx.current_file)
     if name == "anon":
         _need(name, args, 1, 1)
         if args[0] not in ctx.anon_names:
@@ -173,89 +297,27 @@ def _evaluate(name: str, args: list[str], ctx: Context) -> str:
         return ctx.anon_names[args[0]]
     if name == "not":
         _need(name, args, 1, 1)
-        return "false" if _truthy(args[0], "$(not)") else "true"
+        return _text(not yaml_bool(args[0], "$(not)"))
     if name in ("and", "or"):
         _need(name, args, 2, 2)
-        a, b = _truthy(args[0], f"$({name})"), _truthy(args[1], f"$({name})")
-        return "true" if (a and b if name == "and" else a or b) else "false"
+        a, b = yaml_bool(args[0], f"$({name})"), yaml_bool(args[1], f"$({name})")
+        return _text(a and b if name == "and" else a or b)
+    if name in ("all", "any"):
+        _need(name, args, 0, None)
+        values = [yaml_bool(a, f"$({name})") for a in args]
+        return _text(all(values) if name == "all" else any(values))
+    if name == "if":
+        _need(name, args, 2, 3)
+        return args[1] if yaml_bool(args[0], "$(if)") else (args[2] if len(args) == 3 else "")
     if name in ("equals", "not-equals"):
         _need(name, args, 2, 2)
-        same = args[0] == args[1]
-        return "true" if same == (name == "equals") else "false"
+        return _text(_equal(args[0], args[1]) == (name == "equals"))
     if name == "eval":
         _need(name, args, 1, 2)
-        return str(safe_eval(args[0]))
-    raise LaunchError(
-        f"unknown substitution $({name}); supported: var, env, find-pkg-share, find-pkg-prefix, eval, "
-        "not, and, or, equals, not-equals, anon, dirname"
-    )
-
-
-_BINARY = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
-}
-_COMPARE = {
-    ast.Eq: operator.eq,
-    ast.NotEq: operator.ne,
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-    ast.In: lambda a, b: a in b,
-    ast.NotIn: lambda a, b: a not in b,
-}
-_NAMES = {k: v for k, v in vars(math).items() if not k.startswith("_")} | {"True": True, "False": False}
-
-
-def safe_eval(expression: str):
-    """Evaluate a restricted Python expression (what launch files put in ``$(eval)``)."""
-    try:
-        tree = ast.parse(expression.strip(), mode="eval")
-    except SyntaxError as err:
-        raise LaunchError(f"$(eval {expression!r}): not a Python expression ({err.msg})") from None
-    return _eval_node(tree.body, expression)
-
-
-def _eval_node(node, src: str):
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        if node.id in _NAMES:
-            return _NAMES[node.id]
-        raise LaunchError(f"$(eval {src!r}): unknown name {node.id!r}")
-    if isinstance(node, ast.BoolOp):
-        values = [_eval_node(v, src) for v in node.values]
-        return all(values) if isinstance(node.op, ast.And) else any(values)
-    if isinstance(node, ast.UnaryOp):
-        operand = _eval_node(node.operand, src)
-        if isinstance(node.op, ast.Not):
-            return not operand
-        if isinstance(node.op, ast.USub):
-            return -operand
-        if isinstance(node.op, ast.UAdd):
-            return +operand
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        return _BINARY[type(node.op)](_eval_node(node.left, src), _eval_node(node.right, src))
-    if isinstance(node, ast.Compare):
-        left = _eval_node(node.left, src)
-        for op, comparator in zip(node.ops, node.comparators, strict=True):
-            right = _eval_node(comparator, src)
-            if type(op) not in _COMPARE or not _COMPARE[type(op)](left, right):
-                return False
-            left = right
-        return True
-    if isinstance(node, ast.IfExp):
-        return _eval_node(node.body, src) if _eval_node(node.test, src) else _eval_node(node.orelse, src)
-    if isinstance(node, (ast.Tuple, ast.List)):
-        return [_eval_node(e, src) for e in node.elts]
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _NAMES and not node.keywords:
-        fn = _NAMES[node.func.id]
-        if callable(fn):
-            return fn(*[_eval_node(a, src) for a in node.args])
-    raise LaunchError(f"$(eval {src!r}): only literals, comparisons, and/or/not, arithmetic and math functions")
+        modules = [m.strip() for m in args[1].split(",") if m.strip()] if len(args) == 2 else None
+        return str(safe_eval(args[0], modules))
+    if name in _ROS2_ONLY:
+        raise LaunchError(
+            f"$({name}) exists in ros2 launch but sern launch does not support it; supported: {_SUPPORTED}"
+        )
+    raise LaunchError(f"unknown substitution $({name}); supported: {_SUPPORTED}")
