@@ -276,16 +276,21 @@ def mutate_text(text: str, rng: random.Random) -> tuple[str | bytes, str]:
     return text + "\n---\nname: second\n", "second document"
 
 
-def make_case(index: int, seed: int, worlds: dict[str, str]) -> Case:
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def make_case(index: int, seed: int, worlds: dict[str, dict]) -> Case:
+    """Case ``index`` of the run seeded ``seed``: the same case whatever else runs."""
     rng = random.Random(f"{seed}:{index}")
     name = rng.choice(sorted(worlds))
     case = Case(index, name)
-    data = yaml.safe_load(worlds[name])
-    others = [yaml.safe_load(t) for n, t in sorted(worlds.items()) if n != name]
+    data = copy.deepcopy(worlds[name])
+    others = [w for n, w in sorted(worlds.items()) if n != name]
     text_mutation = rng.random() < 0.2
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
         case.mutations.append(mutate_data(data, rng, others))
-    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    text = yaml.dump(data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True)
     if text_mutation:
         text, what = mutate_text(text, rng)
         case.mutations.append(what)
@@ -426,7 +431,7 @@ def fuzz(cases: int, seed: int, run_steps: int, timeout_s: float, keep: Path | N
     # The policies' small MLPs gain nothing from threads; on a busy 2-core machine torch's
     # default two threads made each checkpoint load ~25x slower.
     torch.set_num_threads(1)
-    worlds = {p.stem: p.read_text() for p in sorted(WORLDS_DIR.glob("*.yaml"))}
+    worlds = {p.stem: yaml.load(p.read_text(), Loader=_LOADER) for p in sorted(WORLDS_DIR.glob("*.yaml"))}
     counts = {"refused": 0, "ran": 0, "policy_refused": 0, "mishandled": 0}
     examples = []
     started = time.monotonic()

@@ -55,7 +55,9 @@ def read_text(path: Path, shown: str, error: type[SpecFileError] = SpecFileError
     except OSError as err:
         raise error(shown, [Problem("", f"cannot read it: {err.strerror or err}")]) from None
     if len(raw) > MAX_FILE_BYTES:
-        raise error(shown, [Problem("", f"is larger than {MAX_FILE_BYTES // 1000} kB; not a specification file?")])
+        line = raw[:MAX_FILE_BYTES].count(b"\n") + 1  # where the limit is crossed
+        reason = f"is larger than {MAX_FILE_BYTES // 1000} kB (the limit falls on this line); not a specification file?"
+        raise error(shown, [Problem("", reason, line)])
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
