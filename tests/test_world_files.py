@@ -504,6 +504,19 @@ def test_run_refuses_an_output_folder_it_cannot_create_before_running(tmp_path):
     assert f"--out {blocker / 'out'}: cannot create the output folder: Not a directory" in res.stderr
 
 
+def test_run_refuses_a_corrupt_checkpoint_with_exit_2(tmp_path, capsys):
+    import shutil
+
+    from sern.cli import main
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(bytes(range(256)) * 4)  # not a torch file: an UnpicklingError inside torch.load
+    shutil.copy(REPO / "policies" / "checkpoints" / "flocking.json", tmp_path / "bad.json")
+    code = main(["run", "flocking", "--policy", str(bad), "--quiet", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{bad}: cannot load the weights" in err and "Traceback" not in err
+
+
 def test_a_region_too_small_for_another_seed_is_a_located_error_not_a_traceback(tmp_path, navigation_data, capsys):
     # A goal region that holds the world's own seed's draw (so `sern check` passes) but not
     # every other seed's: the run stops with the file, line and key, exit 2.
