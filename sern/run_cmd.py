@@ -66,8 +66,10 @@ def _whole_number(text: str, low: int, high: int) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+    if value > high:
+        raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
     return value
 
 
@@ -89,11 +91,6 @@ def run(args: argparse.Namespace) -> int:
     first = world.seed if args.seed is None else args.seed
     if first + args.episodes - 1 > MAX_SEED:
         raise UsageError(f"--seed {first} with --episodes {args.episodes} runs past the largest seed, {MAX_SEED}")
-    out: Path = args.out
-    try:  # before the episodes, not after them
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"--out {out}: cannot create the output folder: {err.strerror or err}") from None
     # Heavy imports only once the arguments are known to be good.
     from policies.base import PolicyContext
     from policies.registry import PolicyError, make_policy
@@ -113,6 +110,11 @@ def run(args: argparse.Namespace) -> int:
             policy = make_policy(args.policy, PolicyContext.from_task(env.task))
         except PolicyError as err:
             raise UsageError(str(err)) from None
+        out: Path = args.out
+        try:  # before the episodes, not after them
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"--out {out}: cannot create the output folder: {err.strerror or err}") from None
         seeds = [first + k for k in range(args.episodes)]
         results: list[EpisodeResult] = []
         started = time.monotonic()
