@@ -6,6 +6,7 @@ evaluation metrics. Loaded with ``torch.load(..., weights_only=True)``."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,12 @@ def load(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
         meta = json.loads(side.read_text())
         cls = MODELS[meta["model_class"]]
         model = cls(**meta["model_args"])
+    except (KeyError, TypeError, ValueError, OSError) as err:  # ValueError: bad JSON or UTF-8 too
+        raise CheckpointError(f"{side}: not a sern checkpoint sidecar ({err})") from None
+    try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except (KeyError, TypeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{side}: not a sern checkpoint sidecar ({err})") from None
-    except (RuntimeError, OSError) as err:
+    except (RuntimeError, OSError, pickle.UnpicklingError) as err:  # a corrupt file is an UnpicklingError
         raise CheckpointError(f"{path}: cannot load the weights ({str(err).splitlines()[0]})") from None
     model.eval()
     return model, meta

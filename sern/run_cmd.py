@@ -14,6 +14,11 @@ from typing import Any
 import numpy as np
 
 from worlds import WorldFileError, load_world
+from worlds.layout import PlacementError
+from worlds.loader import world_file_error
+from worlds.ranges import MAX_SEED
+
+MAX_EPISODES = 100_000  # a run keeps every episode's trajectory for its plot and metrics
 
 
 def add_parser(sub) -> None:
@@ -34,13 +39,19 @@ def add_parser(sub) -> None:
         help="'learned' (the shipped checkpoint: the default where one exists), 'scripted' (the baseline), "
         "'idle', or a checkpoint file",
     )
-    p.add_argument("--episodes", type=_positive_int, default=3, metavar="N", help="episodes to run (default 3)")
+    p.add_argument(
+        "--episodes",
+        type=_episode_count,
+        default=3,
+        metavar="N",
+        help=f"episodes to run (default 3, at most {MAX_EPISODES})",
+    )
     p.add_argument(
         "--seed",
-        type=int,
+        type=_seed,
         default=None,
         metavar="S",
-        help="seed of the first episode; episode k uses S+k (default: the world's seed)",
+        help=f"seed of the first episode, 0-{MAX_SEED}; episode k uses S+k (default: the world's seed)",
     )
     p.add_argument(
         "--out", type=Path, default=Path("runs/latest"), metavar="DIR", help="output folder (default runs/latest)"
@@ -50,14 +61,24 @@ def add_parser(sub) -> None:
     p.set_defaults(handler=run)
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, low: int, high: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+    if value > high:
+        raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
     return value
+
+
+def _episode_count(text: str) -> int:
+    return _whole_number(text, 1, MAX_EPISODES)
+
+
+def _seed(text: str) -> int:
+    return _whole_number(text, 0, MAX_SEED)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         world = load_world(args.world)
     except WorldFileError as err:
         raise UsageError(str(err)) from None
+    first = world.seed if args.seed is None else args.seed
+    if first + args.episodes - 1 > MAX_SEED:
+        raise UsageError(f"--seed {first} with --episodes {args.episodes} runs past the largest seed, {MAX_SEED}")
     # Heavy imports only once the arguments are known to be good.
     from policies.base import PolicyContext
     from policies.registry import PolicyError, make_policy
@@ -86,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
             policy = make_policy(args.policy, PolicyContext.from_task(env.task))
         except PolicyError as err:
             raise UsageError(str(err)) from None
-        first = world.seed if args.seed is None else args.seed
+        out: Path = args.out
+        try:  # before the episodes, not after them
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"--out {out}: cannot create the output folder: {err.strerror or err}") from None
         seeds = [first + k for k in range(args.episodes)]
         results: list[EpisodeResult] = []
         started = time.monotonic()
@@ -99,13 +127,13 @@ def run(args: argparse.Namespace) -> int:
                 bar.set_postfix_str(_postfix(results))
         except KeyboardInterrupt:
             interrupted = True  # keep and report what finished
+        except PlacementError as err:  # a region that held the world's own seed's draw, not this one's
+            raise UsageError(f"episode seed {seed}: {world_file_error(world, err.key, err.reason)}") from None
         finally:
             bar.close()
         wall_s = time.monotonic() - started
         summary = summarise(results)
         report = _report(world, args, env, summary, results, wall_s, interrupted)
-        out: Path = args.out
-        out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
         if results:
             from sern.plots import plot_trajectories

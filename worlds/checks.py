@@ -11,13 +11,24 @@ import numpy as np
 
 from worlds import geometry
 from worlds.errors import Problem
+from worlds.ranges import MAX_ROBOTS
 from worlds.robots import robot_model
 from worlds.spec import BACKEND_MODELS, BACKENDS, WorldSpec
 
 
 def check_world(world: WorldSpec) -> list[Problem]:
     """Every whole-world problem with ``world`` (task parameters are checked by the task)."""
+    too_many = _check_robot_total(world)
+    if too_many:  # the per-robot checks below would only repeat it, at length
+        return [*check_backend(world), *_check_rates(world), *too_many]
     return [*check_backend(world), *_check_rates(world), *_check_obstacles(world), *_check_spawns(world)]
+
+
+def _check_robot_total(world: WorldSpec) -> list[Problem]:
+    total = sum(group.count for group in world.robots)
+    if total > MAX_ROBOTS:
+        return [Problem("robots", f"a world holds at most {MAX_ROBOTS} robots; these groups add up to {total}")]
+    return []
 
 
 def check_backend(world: WorldSpec, backend: str | None = None) -> list[Problem]:
@@ -108,6 +119,9 @@ def _check_spawns(world: WorldSpec) -> list[Problem]:
             xy = np.array(pose[:2], dtype=float)
             if not all(math.isfinite(v) for v in pose):
                 problems.append(Problem(key, f"pose must be finite numbers; got {list(pose)}"))
+                continue
+            if abs(pose[2]) > 360:
+                problems.append(Problem(key, f"yaw_deg must be in [-360, 360]; got {pose[2]:g}"))
                 continue
             if abs(xy[0]) > hx or abs(xy[1]) > hy:
                 problems.append(

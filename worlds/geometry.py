@@ -4,6 +4,7 @@ and shortest collision-free path lengths (for SPL). Pure numpy/scipy, no engine.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -11,6 +12,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from worlds.spec import Arena, BoxObstacle, CylinderObstacle, Obstacle, Region
+
+MAX_GRID_CELLS = 160_000  # bounds the path-length grid's memory and Dijkstra time (40 m square at 0.1 m)
 
 
 def obstacle_distance(obstacle: Obstacle, points: np.ndarray) -> np.ndarray:
@@ -111,23 +114,35 @@ def _shifted_pairs(idx: np.ndarray, dx: int, dy: int) -> tuple[np.ndarray, np.nd
 
 
 class OccupancyGrid:
-    """Free space of a world on a square grid, inflated by a robot radius."""
+    """Free space of a world on a square grid, inflated by a robot radius.
+
+    Cells are ``cell_m`` wide, widened on large arenas so the grid never exceeds
+    ``MAX_GRID_CELLS`` (a 1 km field gets 2.5 m cells, not 10⁸ of 0.1 m). The grid and its
+    graph are built on first use: most paths are straight lines that need neither."""
 
     def __init__(self, arena: Arena, obstacles: list[Obstacle], inflate_m: float, cell_m: float = 0.1):
         hx, hy = arena.half_extents
-        self.cell_m = cell_m
+        self.cell_m = max(cell_m, math.sqrt(4 * hx * hy / MAX_GRID_CELLS))
         self.origin = np.array([-hx, -hy])
-        self.nx = max(1, math.ceil(2 * hx / cell_m))
-        self.ny = max(1, math.ceil(2 * hy / cell_m))
-        xs = self.origin[0] + (np.arange(self.nx) + 0.5) * cell_m
-        ys = self.origin[1] + (np.arange(self.ny) + 0.5) * cell_m
-        gx, gy = np.meshgrid(xs, ys, indexing="ij")
-        self.centres = np.stack([gx, gy], axis=-1)
-        self.free = clearance(arena, obstacles, self.centres) >= inflate_m
-        self._graph = self._build_graph()
+        self.nx = max(1, math.ceil(2 * hx / self.cell_m))
+        self.ny = max(1, math.ceil(2 * hy / self.cell_m))
         self._arena, self._obstacles, self._inflate = arena, obstacles, inflate_m
 
-    def _build_graph(self):
+    @functools.cached_property
+    def centres(self) -> np.ndarray:
+        """(nx, ny, 2) map-frame centre of each cell."""
+        xs = self.origin[0] + (np.arange(self.nx) + 0.5) * self.cell_m
+        ys = self.origin[1] + (np.arange(self.ny) + 0.5) * self.cell_m
+        gx, gy = np.meshgrid(xs, ys, indexing="ij")
+        return np.stack([gx, gy], axis=-1)
+
+    @functools.cached_property
+    def free(self) -> np.ndarray:
+        """(nx, ny) bool: the cell's centre keeps the inflation clearance."""
+        return clearance(self._arena, self._obstacles, self.centres) >= self._inflate
+
+    @functools.cached_property
+    def _graph(self):
         idx = np.arange(self.nx * self.ny).reshape(self.nx, self.ny)
         rows, cols, weights = [], [], []
         for dx, dy in ((1, 0), (0, 1), (1, 1), (1, -1)):
@@ -147,6 +162,19 @@ class OccupancyGrid:
         j = int(np.clip((point[1] - self.origin[1]) // self.cell_m, 0, self.ny - 1))
         return i * self.ny + j
 
+    def _free_cell_near(self, point: np.ndarray) -> int | None:
+        """The point's cell, or the free cell whose centre is nearest when it is blocked (on a
+        coarse grid a free point near an obstacle can sit in a blocked cell)."""
+        cell = self.cell_of(point)
+        free = self.free.ravel()
+        if free[cell]:
+            return cell
+        candidates = np.flatnonzero(free)
+        if not len(candidates):
+            return None
+        gaps = np.linalg.norm(self.centres.reshape(-1, 2)[candidates] - point, axis=1)
+        return int(candidates[np.argmin(gaps)])
+
     def segment_is_free(self, a: np.ndarray, b: np.ndarray) -> bool:
         """True when the straight segment a→b keeps the inflation clearance everywhere."""
         length = float(np.linalg.norm(np.asarray(b) - np.asarray(a)))
@@ -163,7 +191,9 @@ class OccupancyGrid:
         start, goal = np.asarray(start, float), np.asarray(goal, float)
         if self.segment_is_free(start, goal):
             return float(np.linalg.norm(goal - start))
-        s, g = self.cell_of(start), self.cell_of(goal)
+        s, g = self._free_cell_near(start), self._free_cell_near(goal)
+        if s is None or g is None:
+            return math.inf
         dist = dijkstra(self._graph, directed=False, indices=s)
         d = float(dist[g])
         if not math.isfinite(d):

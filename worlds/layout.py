@@ -14,11 +14,13 @@ START_GAP_M = 0.2
 
 
 class PlacementError(ValueError):
-    """A region that cannot hold what was asked of it. ``key`` names the world-file key."""
+    """A region that cannot hold what an episode draws in it (robots' starts, goals, items,
+    ...). ``key`` names the world-file key, ``reason`` says what did not fit."""
 
     def __init__(self, key: str, reason: str):
         self.key = key
-        super().__init__(reason)
+        self.reason = reason
+        super().__init__(f"{key}: {reason}")
 
 
 def sample_starts(world: WorldSpec, rng: np.random.Generator) -> np.ndarray:

@@ -54,16 +54,40 @@ def load_world_data(data: dict, source: str = "<data>", lines: LineFinder | None
     world = validate(WorldSpec, data, source, lines, error=WorldFileError, extra={"source": source})
 
     problems = check_world(world)
-    task_problems, _ = _validated_task(world, data, lines)
+    task_problems, task = _validated_task(world, data, lines)
     problems += task_problems
-    if not problems:
-        try:
-            sample_starts(world, np.random.default_rng(world.seed))
-        except PlacementError as err:
-            problems.append(Problem(err.key, str(err)))
+    if not problems and task is not None:
+        problems += _trial_episode(world, task)
     if problems:
         raise WorldFileError(source, [with_line(p, lines) if lines else p for p in problems])
     return world
+
+
+def _trial_episode(world: WorldSpec, task: Task) -> list[Problem]:
+    """Draw the episode of the world's own seed (the first ``sern run`` runs), exactly as
+    ``sim_bridge.episode.draw_episode`` does: a region too small for the robots, goals,
+    items, ... it must hold is a problem with the file, found before anything runs."""
+    rng = np.random.default_rng(world.seed)
+    rng.integers(2**31)  # draw_episode draws the backend's seed first
+    try:
+        task.reset(rng, sample_starts(world, rng))
+    except PlacementError as err:
+        return [Problem(err.key, f"{err.reason} (tried with the world's seed, {world.seed})")]
+    return []
+
+
+def world_file_error(world: WorldSpec, key: str, reason: str) -> WorldFileError:
+    """A problem with a loaded world found later (e.g. while drawing an episode), located
+    in its file (``FILE:LINE: key: reason``) when the world came from one."""
+    problem = Problem(key, reason)
+    path = resolve_world_path(world.source)
+    try:
+        if path.is_file():
+            _, lines = parse_yaml(read_text(path, world.source, WorldFileError), world.source, "a world file")
+            problem = with_line(problem, lines)
+    except WorldFileError:
+        pass  # the file changed since it was loaded: report without the line
+    return WorldFileError(world.source, [problem])
 
 
 def with_robot_count(world: WorldSpec, count: int) -> WorldSpec:

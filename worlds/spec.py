@@ -8,6 +8,7 @@ world (a start pose inside an obstacle, a goal outside the arena) live in
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,13 +16,35 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from worlds.ranges import (
+    MAX_OBSTACLES,
+    MAX_ROBOT_GROUPS,
+    MAX_ROBOTS,
+    Accel_mps2,
+    Angle_deg,
+    AngularAccel_radps2,
+    AngularSpeed_radps,
+    ArenaSide_m,
+    Beams,
+    ControlRate_hz,
+    Coordinate_m,
+    Distance_m,
+    Height_m,
+    Length_m,
+    NoiseStd_m,
+    PhysicsRate_hz,
+    Pixels,
+    ReverseSpeed_mps,
+    RobotCount,
+    Seed,
+    SensorRate_hz,
+    Speed_mps,
+)
 from worlds.robots import ROBOT_MODELS, Limits, RobotModel, robot_model
 
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
-PositiveInt = Annotated[int, Field(gt=0)]
-Vec2 = tuple[float, float]
-Pose2 = tuple[float, float, float]  # x (m), y (m), yaw (deg)
+Vec2 = tuple[Coordinate_m, Coordinate_m]
+# A world's name also names output folders (runs/train/NAME): a plain identifier.
+WORLD_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z"
 
 # Backends a world file may name. ``unity`` is accepted ahead of its backend (ML-Agents,
 # planned) so world files can say it; ``check_world`` reports it as unavailable.
@@ -40,7 +63,7 @@ BACKEND_MODELS: dict[str, tuple[str, ...]] = {
 class Spec(BaseModel):
     """Base of every spec: immutable, strict types, unknown keys rejected."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class Region(Spec):
@@ -59,10 +82,10 @@ class Region(Spec):
 class Arena(Spec):
     """A flat floor centred on the map origin, walled on four sides."""
 
-    size_m: tuple[PositiveFloat, PositiveFloat]
+    size_m: tuple[ArenaSide_m, ArenaSide_m]
     walls: bool = True
-    wall_height_m: PositiveFloat = 1.0
-    wall_thickness_m: PositiveFloat = 0.2
+    wall_height_m: Height_m = 1.0
+    wall_thickness_m: Length_m = 0.2
 
     @property
     def half_extents(self) -> tuple[float, float]:
@@ -72,16 +95,16 @@ class Arena(Spec):
 class BoxObstacle(Spec):
     type: Literal["box"]
     position: Vec2
-    size_m: tuple[PositiveFloat, PositiveFloat]
-    yaw_deg: float = 0.0
-    height_m: PositiveFloat = 1.0
+    size_m: tuple[Length_m, Length_m]
+    yaw_deg: Angle_deg = 0.0
+    height_m: Height_m = 1.0
 
 
 class CylinderObstacle(Spec):
     type: Literal["cylinder"]
     position: Vec2
-    radius_m: PositiveFloat
-    height_m: PositiveFloat = 1.0
+    radius_m: Length_m
+    height_m: Height_m = 1.0
 
 
 Obstacle = Annotated[BoxObstacle | CylinderObstacle, Field(discriminator="type")]
@@ -95,9 +118,9 @@ class Placement(Spec):
     heading of every sample; without it headings are random.
     """
 
-    poses: list[tuple[float, ...]] | None = None
+    poses: Annotated[list[tuple[Coordinate_m, ...]], Field(min_length=1, max_length=MAX_ROBOTS)] | None = None
     region: Region | None = None
-    yaw_deg: float | None = None
+    yaw_deg: Angle_deg | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> Placement:
@@ -111,18 +134,18 @@ class Placement(Spec):
 class LimitsSpec(Spec):
     """Overrides of a robot model's default limits (any subset)."""
 
-    max_linear_speed_mps: PositiveFloat | None = None
-    max_angular_speed_radps: PositiveFloat | None = None
-    max_linear_accel_mps2: PositiveFloat | None = None
-    max_angular_accel_radps2: PositiveFloat | None = None
-    min_linear_speed_mps: Annotated[float, Field(le=0)] | None = None
+    max_linear_speed_mps: Speed_mps | None = None
+    max_angular_speed_radps: AngularSpeed_radps | None = None
+    max_linear_accel_mps2: Accel_mps2 | None = None
+    max_angular_accel_radps2: AngularAccel_radps2 | None = None
+    min_linear_speed_mps: ReverseSpeed_mps | None = None
 
 
 class RobotGroup(Spec):
     """``count`` robots of one model, placed by ``spawn``."""
 
     model: str
-    count: PositiveInt
+    count: RobotCount
     spawn: Placement
     limits: LimitsSpec = LimitsSpec()
 
@@ -136,12 +159,12 @@ class RobotGroup(Spec):
 class Lidar(Spec):
     """A planar lidar at the robot's centre, ``height_m`` above the ground."""
 
-    beams: PositiveInt = 180
+    beams: Beams = 180
     fov_deg: Annotated[float, Field(gt=0, le=360)] = 360.0
-    range_min_m: NonNegativeFloat = 0.1
-    range_max_m: PositiveFloat = 10.0
-    height_m: PositiveFloat = 0.2
-    noise_std_m: NonNegativeFloat = 0.0
+    range_min_m: Distance_m = 0.1
+    range_max_m: Length_m = 10.0
+    height_m: Height_m = 0.2
+    noise_std_m: NoiseStd_m = 0.0
 
     @model_validator(mode="after")
     def _ranges(self) -> Lidar:
@@ -165,12 +188,12 @@ class Lidar(Spec):
 class Camera(Spec):
     """A forward-looking pinhole camera (RGB, depth, segmentation)."""
 
-    width: Annotated[int, Field(gt=0, le=4096)] = 84
-    height: Annotated[int, Field(gt=0, le=4096)] = 84
+    width: Pixels = 84
+    height: Pixels = 84
     fov_deg: Annotated[float, Field(gt=0, lt=180)] = 90.0
-    near_m: PositiveFloat = 0.05
-    far_m: PositiveFloat = 20.0
-    rate_hz: PositiveFloat = 10.0
+    near_m: Length_m = 0.05
+    far_m: Length_m = 20.0
+    rate_hz: SensorRate_hz = 10.0
 
     @model_validator(mode="after")
     def _clip(self) -> Camera:
@@ -195,17 +218,27 @@ class WorldSpec(Spec):
     """A whole world: arena, obstacles, robots, sensors, task, backend and rates."""
 
     name: str
-    description: str = ""
+    description: Annotated[str, Field(max_length=2000)] = ""
     backend: Literal["pybullet", "kinematic", "unity"] = "pybullet"
-    physics_rate_hz: PositiveInt = 240
-    control_rate_hz: PositiveInt = 20
-    seed: int = 0
+    physics_rate_hz: PhysicsRate_hz = 240
+    control_rate_hz: ControlRate_hz = 20
+    seed: Seed = 0
     arena: Arena
-    obstacles: list[Obstacle] = Field(default_factory=list)
-    robots: Annotated[list[RobotGroup], Field(min_length=1)]
+    obstacles: Annotated[list[Obstacle], Field(max_length=MAX_OBSTACLES)] = Field(default_factory=list)
+    robots: Annotated[list[RobotGroup], Field(min_length=1, max_length=MAX_ROBOT_GROUPS)]
     sensors: Sensors = Sensors()
     task: Task
     source: str = Field(default="<memory>", exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not re.match(WORLD_NAME_PATTERN, name):
+            raise ValueError(
+                f"a world's name is 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit "
+                f"(it names output folders); got {name[:80]!r}"
+            )
+        return name
 
     @property
     def control_dt(self) -> float:

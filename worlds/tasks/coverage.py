@@ -53,7 +53,9 @@ from pydantic import Field
 
 from worlds import geometry
 from worlds.errors import Problem
-from worlds.spec import NonNegativeFloat, PositiveFloat, Region, Spec, WorldSpec
+from worlds.layout import PlacementError
+from worlds.ranges import Beams, Distance_m, Duration_s, Length_m, Neighbours, RewardWeight
+from worlds.spec import Region, Spec, WorldSpec
 from worlds.tasks.base import ObservationPart, Snapshot, Task, lidar_pooling_problem, region_problem
 from worlds.tasks.flocking import clip_row, contiguous_f64, nearest_others, write_neighbours
 from worlds.tasks.messages import deliver, inbox_size
@@ -63,11 +65,11 @@ LANDMARK_CLEARANCE_M = 0.05  # free space kept between a landmark and walls beyo
 
 
 class CoverageReward(Spec):
-    progress: NonNegativeFloat = 1.0
-    covered: NonNegativeFloat = 0.05
-    holding: NonNegativeFloat = 0.02
-    complete: NonNegativeFloat = 0.0
-    collision_penalty: NonNegativeFloat = 2.0
+    progress: RewardWeight = 1.0
+    covered: RewardWeight = 0.05
+    holding: RewardWeight = 0.02
+    complete: RewardWeight = 0.0
+    collision_penalty: RewardWeight = 2.0
 
 
 class CoverageParams(Spec):
@@ -75,15 +77,15 @@ class CoverageParams(Spec):
 
     landmark_region: Region
     landmarks: Annotated[int, Field(ge=1, le=32)] = 6
-    landmark_separation_m: PositiveFloat = 1.5
-    cover_radius_m: PositiveFloat = 0.4
-    max_episode_s: PositiveFloat = 30.0
+    landmark_separation_m: Length_m = 1.5
+    cover_radius_m: Length_m = 0.4
+    max_episode_s: Duration_s = 30.0
     landmark_obs: Annotated[int, Field(ge=1, le=32)] = 4
-    landmark_radius_m: PositiveFloat = 5.0
-    neighbours: Annotated[int, Field(ge=0, le=16)] = 3
-    neighbour_radius_m: PositiveFloat = 3.0
-    lidar_obs_beams: Annotated[int, Field(gt=0)] = 8
-    relay_radius_m: NonNegativeFloat = 0.0
+    landmark_radius_m: Length_m = 5.0
+    neighbours: Neighbours = 3
+    neighbour_radius_m: Length_m = 3.0
+    lidar_obs_beams: Beams = 8
+    relay_radius_m: Distance_m = 0.0
     """Range of the robots' messages (0: no messages)."""
     relay_senders: Annotated[int, Field(ge=1, le=16)] = 2
     """Robots heard per step (the nearest within relay_radius_m)."""
@@ -407,9 +409,9 @@ class CoverageTask(Task):
             min_separation_m=p.landmark_separation_m,
         )
         if points is None:
-            raise ValueError(
-                f"{self.world.source}: task.params.landmark_region cannot hold {p.landmarks} landmarks "
-                f"{p.landmark_separation_m:g} m apart: enlarge it"
+            raise PlacementError(
+                "task.params.landmark_region",
+                f"cannot hold {p.landmarks} landmarks {p.landmark_separation_m:g} m apart: enlarge it",
             )
         return points
 

@@ -45,7 +45,8 @@ from numba import njit
 from pydantic import Field
 
 from worlds.errors import Problem
-from worlds.spec import NonNegativeFloat, PositiveFloat, Region, Spec, WorldSpec
+from worlds.ranges import Beams, Duration_s, Length_m, Neighbours, RewardWeight
+from worlds.spec import Region, Spec, WorldSpec
 from worlds.tasks.base import ObservationPart, Snapshot, Task, lidar_pooling_problem, region_problem
 
 MOVING_MPS = 0.05  # below this a robot has no heading of travel (order parameter, alignment)
@@ -53,26 +54,26 @@ HEX_PACKING = math.pi / (2 * math.sqrt(3))  # densest packing of equal discs in 
 
 
 class FlockingReward(Spec):
-    progress: NonNegativeFloat = 1.0
-    goal_bonus: NonNegativeFloat = 10.0
-    cohesion: NonNegativeFloat = 0.01
-    alignment: NonNegativeFloat = 0.01
-    separation: NonNegativeFloat = 0.05
-    collision_penalty: NonNegativeFloat = 2.0
+    progress: RewardWeight = 1.0
+    goal_bonus: RewardWeight = 10.0
+    cohesion: RewardWeight = 0.01
+    alignment: RewardWeight = 0.01
+    separation: RewardWeight = 0.05
+    collision_penalty: RewardWeight = 2.0
 
 
 class FlockingParams(Spec):
     """``task.params`` of a flocking world."""
 
     goal_region: Region
-    goal_radius_m: PositiveFloat = 2.0
-    cohesion_radius_m: PositiveFloat = 4.0
+    goal_radius_m: Length_m = 2.0
+    cohesion_radius_m: Length_m = 4.0
     min_order_parameter: Annotated[float, Field(ge=0, le=1)] = 0.7
-    safety_distance_m: PositiveFloat = 0.6
-    max_episode_s: PositiveFloat = 30.0
-    neighbours: Annotated[int, Field(ge=0, le=16)] = 4
-    neighbour_radius_m: PositiveFloat = 4.0
-    lidar_obs_beams: Annotated[int, Field(gt=0)] = 8
+    safety_distance_m: Length_m = 0.6
+    max_episode_s: Duration_s = 30.0
+    neighbours: Neighbours = 4
+    neighbour_radius_m: Length_m = 4.0
+    lidar_obs_beams: Beams = 8
     reward: FlockingReward = FlockingReward()
 
 

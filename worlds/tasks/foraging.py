@@ -45,7 +45,9 @@ from pydantic import Field
 
 from worlds import geometry
 from worlds.errors import Problem
-from worlds.spec import NonNegativeFloat, PositiveFloat, Region, Spec, Vec2, WorldSpec
+from worlds.layout import PlacementError
+from worlds.ranges import Distance_m, Duration_s, Length_m, Neighbours, RewardWeight
+from worlds.spec import Region, Spec, Vec2, WorldSpec
 from worlds.tasks.base import ObservationPart, Snapshot, Task
 from worlds.tasks.navigation import rotate_into
 from worlds.tasks.pursuit import length, nearest_rows, neighbour_rows, region_problem, wall_distances
@@ -55,28 +57,28 @@ FLOOR, CARRIED, DELIVERED = 0, 1, 2  # item states
 
 
 class ForagingReward(Spec):
-    delivery_bonus: NonNegativeFloat = 10.0
-    pickup_bonus: NonNegativeFloat = 1.0
-    progress: NonNegativeFloat = 0.5
-    collision_penalty: NonNegativeFloat = 2.0
-    time_penalty: NonNegativeFloat = 0.01
+    delivery_bonus: RewardWeight = 10.0
+    pickup_bonus: RewardWeight = 1.0
+    progress: RewardWeight = 0.5
+    collision_penalty: RewardWeight = 2.0
+    time_penalty: RewardWeight = 0.01
 
 
 class ForagingParams(Spec):
     """``task.params`` of a foraging world."""
 
     nest: Vec2 = (0.0, 0.0)
-    nest_radius_m: PositiveFloat = 0.8
+    nest_radius_m: Length_m = 0.8
     items: Annotated[int, Field(ge=1, le=256)] = 12
     item_region: Region
-    item_nest_gap_m: NonNegativeFloat = 1.0
-    pickup_radius_m: PositiveFloat = 0.3
-    max_episode_s: PositiveFloat = 60.0
-    item_sensing_radius_m: PositiveFloat = 3.0
+    item_nest_gap_m: Distance_m = 1.0
+    pickup_radius_m: Length_m = 0.3
+    max_episode_s: Duration_s = 60.0
+    item_sensing_radius_m: Length_m = 3.0
     observed_items: Annotated[int, Field(ge=1, le=16)] = 3
-    wall_sensing_m: PositiveFloat = 3.0
-    neighbours: Annotated[int, Field(ge=0, le=16)] = 3
-    neighbour_radius_m: PositiveFloat = 3.0
+    wall_sensing_m: Length_m = 3.0
+    neighbours: Neighbours = 3
+    neighbour_radius_m: Length_m = 3.0
     reward: ForagingReward = ForagingReward()
 
 
@@ -204,9 +206,10 @@ class ForagingTask(Task):
         for w, start in zip(worlds, starts, strict=True):
             items = _draw_items(rng, self.world, self.params)
             if items is None:
-                raise ValueError(
-                    f"{self.world.source}: task.params.item_region cannot hold {self.params.items} items "
-                    "clear of obstacles, walls, each other and the nest: enlarge it"
+                raise PlacementError(
+                    "task.params.item_region",
+                    f"cannot hold {self.params.items} items clear of obstacles, walls, each other and the nest: "
+                    "enlarge it",
                 )
             self.item_pos[w] = items
             self._reset_world(w, start)

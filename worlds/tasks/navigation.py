@@ -22,14 +22,15 @@ With many worlds at once (training), ℓ is the straight-line distance unless
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from worlds import geometry
 from worlds.errors import Problem
-from worlds.spec import NonNegativeFloat, Placement, PositiveFloat, Spec, WorldSpec
+from worlds.layout import PlacementError
+from worlds.ranges import Beams, Duration_s, Length_m, Neighbours, RewardWeight
+from worlds.spec import Placement, Spec, WorldSpec
 from worlds.tasks import kernels
 from worlds.tasks.base import ObservationPart, Snapshot, Task, lidar_pooling_problem, region_problem
 
@@ -37,28 +38,28 @@ GOAL_GAP_M = 0.3  # free space kept between goals beyond two robot radii
 
 
 class RewardWeights(Spec):
-    progress: NonNegativeFloat = 1.0
-    goal_bonus: NonNegativeFloat = 10.0
-    collision_penalty: NonNegativeFloat = 5.0
+    progress: RewardWeight = 1.0
+    goal_bonus: RewardWeight = 10.0
+    collision_penalty: RewardWeight = 5.0
     """On each new contact."""
-    contact_penalty: NonNegativeFloat = 0.5
+    contact_penalty: RewardWeight = 0.5
     """Per control step while in contact (pushing on is never free)."""
-    proximity_penalty: NonNegativeFloat = 0.2
+    proximity_penalty: RewardWeight = 0.2
     """Per step, scaled by how far inside ``safe_distance_m`` the nearest lidar return is."""
-    safe_distance_m: PositiveFloat = 0.4
+    safe_distance_m: Length_m = 0.4
     """Clearance beyond the robot's enclosing circle that counts as safe."""
-    time_penalty: NonNegativeFloat = 0.01
+    time_penalty: RewardWeight = 0.01
 
 
 class NavigationParams(Spec):
     """``task.params`` of a navigation world."""
 
     goals: Placement
-    goal_tolerance_m: PositiveFloat = 0.5
-    max_episode_s: PositiveFloat = 60.0
-    neighbours: Annotated[int, Field(ge=0, le=16)] = 3
-    neighbour_radius_m: PositiveFloat = 5.0
-    lidar_obs_beams: Annotated[int, Field(gt=0)] = 72
+    goal_tolerance_m: Length_m = 0.5
+    max_episode_s: Duration_s = 60.0
+    neighbours: Neighbours = 3
+    neighbour_radius_m: Length_m = 5.0
+    lidar_obs_beams: Beams = 72
     reward: RewardWeights = RewardWeights()
 
 
@@ -230,9 +231,9 @@ class NavigationTask(Task):
             min_separation_m=sep,
         )
         if points is None:
-            raise ValueError(
-                f"{self.world.source}: task.params.goals.region cannot hold {self.num_robots} "
-                "goals clear of obstacles and each other: enlarge it"
+            raise PlacementError(
+                "task.params.goals.region",
+                f"cannot hold {self.num_robots} goals clear of obstacles and each other: enlarge it",
             )
         return points
 

@@ -47,7 +47,9 @@ from pydantic import Field
 
 from worlds import geometry
 from worlds.errors import Problem
-from worlds.spec import BoxObstacle, NonNegativeFloat, PositiveFloat, Region, Spec, WorldSpec
+from worlds.layout import PlacementError
+from worlds.ranges import Accel_mps2, Duration_s, Length_m, Neighbours, RewardWeight, Speed_mps
+from worlds.spec import BoxObstacle, Region, Spec, WorldSpec
 from worlds.tasks.base import ObservationPart, Snapshot, Task, region_problem
 
 EVADER_RADIUS_M = 0.15  # evaders keep this far from walls and obstacles
@@ -219,10 +221,10 @@ class ObstacleShapes:
 
 # ---- the task -------------------------------------------------------------------------------
 class PursuitReward(Spec):
-    capture_bonus: NonNegativeFloat = 10.0
-    chase: NonNegativeFloat = 1.0
-    collision_penalty: NonNegativeFloat = 2.0
-    time_penalty: NonNegativeFloat = 0.01
+    capture_bonus: RewardWeight = 10.0
+    chase: RewardWeight = 1.0
+    collision_penalty: RewardWeight = 2.0
+    time_penalty: RewardWeight = 0.01
 
 
 class PursuitParams(Spec):
@@ -230,18 +232,18 @@ class PursuitParams(Spec):
 
     evaders: Annotated[int, Field(ge=1, le=32)] = 2
     evader_region: Region
-    evader_speed_mps: PositiveFloat = 0.9
-    evader_accel_mps2: PositiveFloat = 2.0
-    evader_sensing_radius_m: PositiveFloat = 4.0
-    evader_wall_margin_m: PositiveFloat = 1.0
+    evader_speed_mps: Speed_mps = 0.9
+    evader_accel_mps2: Accel_mps2 = 2.0
+    evader_sensing_radius_m: Length_m = 4.0
+    evader_wall_margin_m: Length_m = 1.0
     wander_fraction: Annotated[float, Field(ge=0, le=1)] = 0.3
-    capture_radius_m: PositiveFloat = 0.4
-    max_episode_s: PositiveFloat = 40.0
-    sensing_radius_m: PositiveFloat = 4.0
+    capture_radius_m: Length_m = 0.4
+    max_episode_s: Duration_s = 40.0
+    sensing_radius_m: Length_m = 4.0
     observed_evaders: Annotated[int, Field(ge=1, le=16)] = 2
-    wall_sensing_m: PositiveFloat = 3.0
-    neighbours: Annotated[int, Field(ge=0, le=16)] = 3
-    neighbour_radius_m: PositiveFloat = 3.0
+    wall_sensing_m: Length_m = 3.0
+    neighbours: Neighbours = 3
+    neighbour_radius_m: Length_m = 3.0
     reward: PursuitReward = PursuitReward()
 
 
@@ -389,9 +391,9 @@ class PursuitTask(Task):
                 if points is not None:
                     break
             if points is None:
-                raise ValueError(
-                    f"{self.world.source}: task.params.evader_region cannot hold {p.evaders} evaders "
-                    "clear of the pursuers' starts, obstacles and walls: enlarge it"
+                raise PlacementError(
+                    "task.params.evader_region",
+                    f"cannot hold {p.evaders} evaders clear of the pursuers' starts, obstacles and walls: enlarge it",
                 )
             self.evader_pos[w] = points
             self.wander_heading[w] = rng.uniform(-math.pi, math.pi, p.evaders)

@@ -48,7 +48,9 @@ from pydantic import Field
 
 from worlds import geometry
 from worlds.errors import Problem
-from worlds.spec import NonNegativeFloat, PositiveFloat, Region, Spec, WorldSpec
+from worlds.layout import PlacementError
+from worlds.ranges import Distance_m, Duration_s, Length_m, Neighbours, RewardWeight, Speed_mps
+from worlds.spec import Region, Spec, WorldSpec
 from worlds.tasks.base import ObservationPart, Snapshot, Task
 from worlds.tasks.navigation import rotate_into
 from worlds.tasks.pursuit import (
@@ -64,30 +66,30 @@ START_GAP_M = 0.3  # free space kept between the object and the robots at the st
 
 
 class TransportReward(Spec):
-    progress: NonNegativeFloat = 5.0
-    approach: NonNegativeFloat = 0.5
-    contact_bonus: NonNegativeFloat = 0.01
-    overlap_penalty: NonNegativeFloat = 1.0
-    goal_bonus: NonNegativeFloat = 10.0
-    collision_penalty: NonNegativeFloat = 2.0
-    time_penalty: NonNegativeFloat = 0.01
+    progress: RewardWeight = 5.0
+    approach: RewardWeight = 0.5
+    contact_bonus: RewardWeight = 0.01
+    overlap_penalty: RewardWeight = 1.0
+    goal_bonus: RewardWeight = 10.0
+    collision_penalty: RewardWeight = 2.0
+    time_penalty: RewardWeight = 0.01
 
 
 class TransportParams(Spec):
     """``task.params`` of a transport world."""
 
-    object_radius_m: PositiveFloat = 0.5
+    object_radius_m: Length_m = 0.5
     object_region: Region
     goal_region: Region
-    goal_radius_m: PositiveFloat = 0.5
-    min_goal_distance_m: NonNegativeFloat = 3.0
-    max_speed_mps: PositiveFloat = 0.5
+    goal_radius_m: Length_m = 0.5
+    min_goal_distance_m: Distance_m = 3.0
+    max_speed_mps: Speed_mps = 0.5
     pushers_for_full_speed: Annotated[int, Field(ge=1, le=64)] = 2
-    contact_margin_m: NonNegativeFloat = 0.05
-    max_episode_s: PositiveFloat = 60.0
-    wall_sensing_m: PositiveFloat = 3.0
-    neighbours: Annotated[int, Field(ge=0, le=16)] = 3
-    neighbour_radius_m: PositiveFloat = 3.0
+    contact_margin_m: Distance_m = 0.05
+    max_episode_s: Duration_s = 60.0
+    wall_sensing_m: Length_m = 3.0
+    neighbours: Neighbours = 3
+    neighbour_radius_m: Length_m = 3.0
     reward: TransportReward = TransportReward()
 
 
@@ -225,9 +227,10 @@ class TransportTask(Task):
         for w, start in zip(worlds, starts, strict=True):
             drawn = _draw_object_and_goal(rng, self.world, self.params, start[:, :2], clear)
             if drawn is None:
-                raise ValueError(
-                    f"{self.world.source}: cannot place the object in task.params.object_region clear of the "
-                    "robots, obstacles and walls with a goal min_goal_distance_m away: enlarge the regions"
+                raise PlacementError(
+                    "task.params.object_region",
+                    "cannot place the object clear of the robots, obstacles and walls with a goal "
+                    "min_goal_distance_m away in task.params.goal_region: enlarge the regions",
                 )
             self.object_pos[w], self.goal[w] = drawn
             self._reset_world(w, start)
