@@ -24,7 +24,7 @@ from sim_bridge.link.mmcf import (
     predict,
     static_plain_ros,
 )
-from sim_bridge.link.monitor import LinkMonitor, SequenceTracker
+from sim_bridge.link.monitor import LinkMonitor, SequenceTracker, Verdict
 from sim_bridge.link.spec import LinkConfigError, load_link_config
 from sim_bridge.link.transport import SessionSettings, check
 
@@ -107,11 +107,11 @@ def test_monitor_sees_the_link_go_down():
 
 def test_sequence_tracker_drops_duplicates_counts_gaps_and_restarts():
     tr = SequenceTracker()
-    assert tr.accept(0) and tr.accept(1) and not tr.accept(1) and tr.accept(3)
+    assert [tr.accept(s) for s in (0, 1, 1, 3)] == [Verdict.NEW, Verdict.NEW, Verdict.DUPLICATE, Verdict.NEW]
     assert tr.duplicates == 1
     assert tr.take_window() == (4, 3)  # seq 2 lost
     tr.reset()
-    assert tr.accept(0)
+    assert tr.accept(0) == Verdict.NEW
 
 
 # ---- MMCF predictions --------------------------------------------------------------------
