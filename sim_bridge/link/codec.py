@@ -94,6 +94,8 @@ def decode(data: bytes, codec: Codec, max_bytes: int | None = None) -> np.ndarra
         with PILImage.open(io.BytesIO(data), formats=[_PIL_FORMAT[codec]]) as header:
             w, h = header.size
             grey = header.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+    except PILImage.DecompressionBombError as err:
+        raise ImageTooLarge(f"a {codec.name} image far too large ({err})") from None
     except Exception as err:  # Pillow raises many kinds (OSError, SyntaxError, ...) on garbage
         raise ValueError(f"not a decodable {codec.name} image ({type(err).__name__})") from None
     channels = 1 if grey else 3
