@@ -235,7 +235,8 @@ class LinkSite:
 
     # ---- the MMCF ----------------------------------------------------------------------------
     def plan(self) -> None:
-        streams = [s for s in self.out.values() if s.traffic.source_count >= 3]
+        # Images wait for their first profile: without it the MMCF knows no encoding.
+        streams = [s for s in self.out.values() if s.traffic.source_count >= 3 and (s.encodings or not s.is_image)]
         if not streams:
             return
         link = planner.link_state(
