@@ -14,10 +14,12 @@ import time
 import numpy as np
 import pytest
 
+from sern.link_cmd import format_report
 from sim_bridge.link import codec, image_cdr, probes, wire
 from sim_bridge.link.mmcf import PROFILES
 from sim_bridge.link.site import PROBE_KEY, REPORT_KEY, LinkOptions, LinkSite
 from sim_bridge.link.spec import LinkConfig
+from sim_bridge.link.status import fmt
 from sim_bridge.link.transport import SessionSettings, open_session
 
 CMD, CAM = "/robot_0/cmd_vel", "/robot_0/camera/image_raw"
@@ -143,6 +145,11 @@ def test_hostile_frames_reports_and_probes_are_counted_and_traffic_goes_on(sites
         assert _until(lambda: robot_port.of(CMD), step=lambda: twin.offer(cmd, TWIST))
         assert robot.link_up and robot.monitor.estimate(time.monotonic()).up
         assert sum("so far" in line for line in robot_port.log) <= 4  # one throttled line per kind
+        # What `sern link status` shows of it.
+        statuses = {
+            s.name: {"message": s.message, "values": {k: fmt(v) for k, v in s.values.items()}} for s in robot.statuses()
+        }
+        assert "refused: malformed_frames 2, malformed_reports 2, malformed_probes 2" in format_report(statuses)
     finally:
         intruder.close()
 
