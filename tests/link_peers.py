@@ -8,8 +8,8 @@ SIGINT/SIGTERM.
     python tests/link_peers.py recorder OUT.npz
         logs every /robot_0/cmd_vel that reaches the robot's site (wall time, seq) and the
         robot's odometry (stamp, forward speed, wall time received) and the site link's
-        ``stale_dropped`` count (wall time, count); prints "commands flowing" after the
-        20th command
+        ``stale_dropped`` count (wall time, count); prints "robot driving" once 20 commands
+        arrived and the robot's last 10 odometry messages say it drives faster than 0.4 m/s
 """
 
 from __future__ import annotations
@@ -54,8 +54,15 @@ def main() -> int:
 
         def on_cmd(msg: Twist) -> None:
             log["received"].append((time.time(), msg.angular.x))
-            if len(log["received"]) == 20:
-                print("commands flowing", flush=True)
+
+        def on_odom(msg: Odometry) -> None:
+            log["odom"].append((conv.seconds(msg.header.stamp), msg.twist.twist.linear.x, time.time()))
+            recent = log["odom"][-10:]
+            if not driving["yet"] and len(log["received"]) >= 20 and all(v > 0.4 for _, v, _ in recent):
+                driving["yet"] = True
+                print("robot driving", flush=True)
+
+        driving = {"yet": False}
 
         node.create_subscription(Twist, "/robot_0/cmd_vel", on_cmd, COMMAND_SUB_QOS)
 
@@ -66,12 +73,7 @@ def main() -> int:
                     log["stale_dropped"].append((time.time(), float(values["stale_dropped"])))
 
         node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, DIAGNOSTICS_QOS)
-        node.create_subscription(
-            Odometry,
-            "/robot_0/odom",
-            lambda m: log["odom"].append((conv.seconds(m.header.stamp), m.twist.twist.linear.x, time.time())),
-            STATE_QOS,
-        )
+        node.create_subscription(Odometry, "/robot_0/odom", on_odom, STATE_QOS)
     else:
         print(f"link_peers: unknown role {role!r}; use commander or recorder", file=sys.stderr)
         return 2

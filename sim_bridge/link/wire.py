@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 MAGIC = b"SL"
-VERSION = 1
+VERSION = 2  # 2: send time is when the message was taken (kept on resend); binary probes
 KEY_PREFIX = "sern/link"
 _HEAD = struct.Struct("<2sBBBBHId H")  # magic, version, codec, copy, flags, epoch, seq, send time, type length
 _IMAGE = struct.Struct("<iI HH H")  # stamp sec, nanosec, width, height, frame_id length
