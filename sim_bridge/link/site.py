@@ -99,11 +99,24 @@ class LinkSite:
             f"{REPORT_KEY}/{site}", reliability=zenoh.Reliability.RELIABLE, priority=zenoh.Priority.DATA_HIGH
         )
         self._subs = [
-            session.declare_subscriber(f"{PROBE_KEY}/{self.other}/ping", self._on_ping),
-            session.declare_subscriber(f"{PROBE_KEY}/{self.other}/pong", self._on_pong),
-            session.declare_subscriber(f"{REPORT_KEY}/{self.other}", self._on_report),
-            session.declare_subscriber(f"{wire.KEY_PREFIX}/{self.other}/**", self._on_remote),
+            session.declare_subscriber(f"{PROBE_KEY}/{self.other}/ping", self._guarded(self._on_ping)),
+            session.declare_subscriber(f"{PROBE_KEY}/{self.other}/pong", self._guarded(self._on_pong)),
+            session.declare_subscriber(f"{REPORT_KEY}/{self.other}", self._guarded(self._on_report)),
+            session.declare_subscriber(f"{wire.KEY_PREFIX}/{self.other}/**", self._guarded(self._on_remote)),
         ]
+
+    def _guarded(self, callback: Callable) -> Callable:
+        """A zenoh callback that cannot raise: bad input is handled inside; anything else
+        is a bug, said once per 5 s rather than as a traceback per frame."""
+
+        def guarded(sample) -> None:
+            try:
+                callback(sample)
+            except Exception as err:
+                if self._throttle.ready(f"error in {callback.__name__}", time.monotonic()):
+                    self.port.warning(f"{callback.__name__}: unexpected {type(err).__name__}: {err}")
+
+        return guarded
 
     # ---- local topics → the other site ------------------------------------------------------
     def add_outgoing(self, topic: str, type_name: str, rule: TopicRule) -> OutStream:
