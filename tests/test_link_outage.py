@@ -1,5 +1,6 @@
 """A robot behind a site link through an outage, on real packets: commands at 20 Hz from
-the twin site, an outage of the emulated link (1.5 s and 3 s), recovery. The robot must
+the twin site, an outage of the emulated link (1.5 s; 3 s with the sites' clocks 4 s
+apart), recovery. The robot must
 never execute a command older than ``max_command_age_s`` (0.3 s), must stop within 0.6 s
 of the outage's start (its own watchdog), and must follow fresh commands again afterwards.
 Needs root (network namespaces); skipped elsewhere with the reason."""
@@ -75,16 +76,17 @@ def _node(name: str, *params: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "outage_s",
+    "outage_s, twin_clock_ahead_s",
     [
         # shorter than zenoh's session lease (3 s): the session survives and what was queued
         # during the outage arrives late (the old link executed those commands)
-        1.5,
-        # the acceptance case
-        3.0,
+        (1.5, 0.0),
+        # the acceptance case, with the twin site's clock 4 s ahead (ages judged by the
+        # measured offset; uncorrected, every command would look 4 s early and be dropped)
+        (3.0, 4.0),
     ],
 )
-def test_outage_never_executes_stale_commands_and_the_robot_stops(tmp_path, outage_s):
+def test_outage_never_executes_stale_commands_and_the_robot_stops(tmp_path, outage_s, twin_clock_ahead_s):
     (tmp_path / "accepted").write_text("twin:twin-secret\n")
     (tmp_path / "robot_pw").write_text("robot-secret\n")
     (tmp_path / "twin_pw").write_text("twin-secret\n")
@@ -104,9 +106,10 @@ def test_outage_never_executes_stale_commands_and_the_robot_stops(tmp_path, outa
             procs.append(Proc(link, "a", _node("robot_stand_in", *stand_in), env))
             recorder = Proc(link, "a", [sys.executable, str(PEERS), "recorder", str(tmp_path / "robot.npz")], env)
             procs.append(recorder)
+            twin_clock = [f"clock_offset_s:={twin_clock_ahead_s}"] if twin_clock_ahead_s else []
             for site, ns, where, extra in (
                 ("robot", "a", f"listen:={endpoints}", [f"credentials_file:={tmp_path / 'accepted'}"]),
-                ("twin", "b", f"connect:={endpoints}", []),
+                ("twin", "b", f"connect:={endpoints}", twin_clock),
             ):
                 params = [f"site:={site}", f"config:={CONFIG}", where, f"user:={site}"]
                 params += [f"password_file:={tmp_path / (site + '_pw')}", *extra]
