@@ -6,11 +6,15 @@ cmd_vel it receives. twin side: per robot, cmd_vel at 20 Hz carrying a sequence 
 angular.x (a test pattern: a ground robot ignores roll rate); logs every odometry message
 and camera frame it receives. Logs are written as .npz on SIGINT.
 
-    python benchmarks/link_traffic.py robot|twin OUT.npz [ROBOTS]
+    python benchmarks/link_traffic.py robot|twin OUT.npz [--robots 4] [--cameras 4] [--frames F.npy]
+
+``--frames`` reads the camera frames from a file (``camera_frames`` saved with ``np.save``)
+instead of rendering them at start-up.
 """
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import time
@@ -52,9 +56,18 @@ def camera_frames(count: int = 20) -> list[np.ndarray]:
 
 
 def main() -> int:
-    side, out = sys.argv[1], sys.argv[2]
-    robots = int(sys.argv[3]) if len(sys.argv) > 3 else 4
-    frames = camera_frames() if side == "robot" else []
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("side", choices=["robot", "twin"])
+    parser.add_argument("out", help="where to write the log (.npz)")
+    parser.add_argument("--robots", type=int, default=4, help="robots (default 4)")
+    parser.add_argument("--cameras", type=int, default=None, help="robots with a camera (default: all)")
+    parser.add_argument("--frames", help="camera frames saved with np.save (default: render them now)")
+    args = parser.parse_args()
+    side, out, robots = args.side, args.out, args.robots
+    cameras = robots if args.cameras is None else min(args.cameras, robots)
+    frames = []
+    if side == "robot" and cameras > 0:
+        frames = list(np.load(args.frames)) if args.frames else camera_frames()
     rclpy.init()
     node = rclpy.create_node(f"link_traffic_{side}")
     log: dict[str, list] = {"odom": [], "camera": [], "cmd": [], "cmd_sent": [], "odom_sent": []}
@@ -64,7 +77,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
     if side == "robot":
         odom_pubs = [node.create_publisher(Odometry, f"/{n}/odom", PUB_QOS) for n in names]
-        cam_pubs = [node.create_publisher(Image, f"/{n}/camera/image_raw", PUB_QOS) for n in names]
+        cam_pubs = [node.create_publisher(Image, f"/{n}/camera/image_raw", PUB_QOS) for n in names[:cameras]]
         for i, n in enumerate(names):
             node.create_subscription(
                 Twist, f"/{n}/cmd_vel", lambda m, i=i: log["cmd"].append((time.time(), i, m.angular.x)), QOS
@@ -86,7 +99,8 @@ def main() -> int:
             k["cam"] += 1
 
         node.create_timer(1 / 30, send_odom)
-        node.create_timer(1 / 10, send_camera)
+        if cam_pubs:
+            node.create_timer(1 / 10, send_camera)
     else:
         cmd_pubs = [node.create_publisher(Twist, f"/{n}/cmd_vel", PUB_QOS) for n in names]
         for i, n in enumerate(names):
@@ -114,6 +128,7 @@ def main() -> int:
             seq["n"] += 1
 
         node.create_timer(1 / 20, send_cmd)
+    print("ready", flush=True)
     try:
         while not stop["now"]:
             rclpy.spin_once(node, timeout_sec=0.05)

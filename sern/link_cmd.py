@@ -2,8 +2,9 @@
 a private CA and the sites' TLS certificates (``sern/link_certs.py``).
 
 Reads /diagnostics and prints, per site link, the link (RTT, loss, throughput against the
-budget) and every topic it carries (the configuration the MMCF chose, its predicted
-latency, delivery and bandwidth, the cost terms). Refreshes every second; ``--once``
+budget, and what it refused: stale commands, malformed frames, ...) and every topic it
+carries (the configuration the MMCF chose, its predicted latency, delivery and bandwidth,
+the cost terms). Refreshes every second; ``--once``
 prints one report and exits (code 1 if no site link answered within ``--wait`` seconds).
 """
 
@@ -14,6 +15,10 @@ import sys
 import time
 
 from sern import link_certs
+from sim_bridge.link.faults import FAULTS
+
+# What a site link refused (printed when not zero); superseded images are not refusals.
+FAULT_KEYS = tuple(name for name in FAULTS if name != "images_superseded")
 
 
 def add_parser(sub) -> None:
@@ -45,6 +50,9 @@ def format_report(statuses: dict[str, dict]) -> str:
             f"loss {_num(v, 'loss_pct', '.1f')} %, sending {_num(v, 'sent_mbps', '.2f')} of "
             f"{_num(v, 'budget_mbps', '.2f')} Mbit/s ({'adaptive, ' + v.get('profile', '') if v.get('adaptive') == 'True' else 'static'})"
         )
+        refused = [f"{key} {v[key]}" for key in FAULT_KEYS if v.get(key, "0") != "0"]
+        if refused:
+            lines.append(f"  refused: {', '.join(refused)}")
         topics = {n: s for n, s in statuses.items() if n.startswith(f"site_link {site}: /")}
         for tname, t in sorted(topics.items()):
             tv = t["values"]

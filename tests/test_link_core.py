@@ -24,7 +24,7 @@ from sim_bridge.link.mmcf import (
     predict,
     static_plain_ros,
 )
-from sim_bridge.link.monitor import LinkMonitor, SequenceTracker
+from sim_bridge.link.monitor import LinkMonitor, SequenceTracker, Verdict
 from sim_bridge.link.spec import LinkConfigError, load_link_config
 from sim_bridge.link.transport import SessionSettings, check
 
@@ -107,11 +107,11 @@ def test_monitor_sees_the_link_go_down():
 
 def test_sequence_tracker_drops_duplicates_counts_gaps_and_restarts():
     tr = SequenceTracker()
-    assert tr.accept(0) and tr.accept(1) and not tr.accept(1) and tr.accept(3)
+    assert [tr.accept(s) for s in (0, 1, 1, 3)] == [Verdict.NEW, Verdict.NEW, Verdict.DUPLICATE, Verdict.NEW]
     assert tr.duplicates == 1
     assert tr.take_window() == (4, 3)  # seq 2 lost
     tr.reset()
-    assert tr.accept(0)
+    assert tr.accept(0) == Verdict.NEW
 
 
 # ---- MMCF predictions --------------------------------------------------------------------
@@ -255,3 +255,27 @@ def test_session_settings_are_checked():
     assert any("go together" in p for p in check(SessionSettings(listen=["tcp/h:1"], user="u")))
     assert any("tls_root_ca" in p for p in check(SessionSettings(connect=["tls/h:1"])))
     assert SessionSettings(connect=["udp/h:1"]).has_best_effort_link()
+
+
+# ---- the send path's decimation -------------------------------------------------------------
+@pytest.mark.parametrize("fraction, expected", [(1.0, 200), (0.5, 100), (0.25, 50)])
+def test_decimation_keeps_a_jittery_source_at_the_chosen_rate(fraction, expected):
+    """A 20 Hz source with ±15 ms of timing jitter: at the full rate every message goes (the
+    old "time since the last one" rule dropped a late one's successor), below it the
+    long-run rate is the chosen one."""
+    from sim_bridge.link.faults import Faults
+    from sim_bridge.link.sender import OutStream, SendPath
+    from sim_bridge.link.spec import TopicRule
+
+    sent = []
+    path = SendPath(1, lambda stream, packed, now: sent.append(packed), Faults(print), print, 0.3)
+    try:
+        rule = TopicRule.model_validate({"pattern": "/c", "type": "a/msg/B", "from": "x", "class": "control"})
+        stream = OutStream("/c", "a/msg/B", rule, config=StreamConfig(20.0 * fraction, True, 1, 1, True))
+        stream.native_rate_hz = 20.0
+        rng = np.random.default_rng(3)
+        for k in range(200):
+            path.offer(stream, b"\x00\x01\x00\x00", 100.0 + k * 0.05 + rng.uniform(-0.015, 0.015))
+    finally:
+        path.stop()
+    assert len(sent) == pytest.approx(expected, abs=2)

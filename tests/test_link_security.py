@@ -30,7 +30,7 @@ from rclpy.serialization import serialize_message
 from ros_helpers import BIN, Probe, fresh_domain, ros_env
 
 from ros_nodes.common import DIAGNOSTICS_QOS
-from sim_bridge.link import wire
+from sim_bridge.link import probes, wire
 from sim_bridge.link.transport import (
     SessionSettings,
     TransportError,
@@ -590,9 +590,12 @@ class Intruder:
         self.epoch = random.randint(0, 0xFFFF)
         self.seq = 0
         # Answer the robot site's probes as a twin site would, so that a link with it looks up.
-        self.session.declare_subscriber(
-            "sern/probe/robot/ping", lambda s: self.session.put("sern/probe/twin/pong", s.payload.to_bytes())
-        )
+        self.session.declare_subscriber("sern/probe/robot/ping", self._answer)
+
+    def _answer(self, sample) -> None:
+        probe_id, t1 = probes.parse_ping(sample.payload.to_bytes())
+        now = time.time()
+        self.session.put("sern/probe/twin/pong", probes.pong(probe_id, t1, now, now))
 
     def command(self, linear_x: float) -> None:
         msg = Twist()

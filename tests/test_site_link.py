@@ -10,13 +10,13 @@ import time
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from ros_helpers import BIN, Probe, fresh_domain, ros_env
 from sensor_msgs.msg import Image
 
 from ros_nodes import conversions as conv
-from ros_nodes.common import DIAGNOSTICS_QOS, STATE_QOS
+from ros_nodes.common import DIAGNOSTICS_QOS, GOAL_QOS, STATE_QOS
 
 pytestmark = pytest.mark.ros
 CONFIG = str(__import__("conftest").REPO / "config" / "site_link.yaml")
@@ -131,7 +131,7 @@ def test_odom_images_and_commands_cross_between_sites(tmp_path):
         stop(robot, twin)
 
 
-def test_wrong_endpoint_dead_peer_and_a_link_that_comes_back_keep_the_latest_command(tmp_path):
+def test_wrong_endpoint_dead_peer_and_a_link_that_comes_back_resend_the_latest_goal_never_a_stale_command(tmp_path):
     d_robot, d_twin = fresh_domain(), fresh_domain()
     ports = free_ports(2)
     log = open(tmp_path / "twin.log", "w")  # noqa: SIM115
@@ -142,17 +142,34 @@ def test_wrong_endpoint_dead_peer_and_a_link_that_comes_back_keep_the_latest_com
         status = link_status(there, "twin")
         assert status is not None and status.level == b"\x02" and "no session" in status.message
         cmd_pub = there.node.create_publisher(Twist, "/robot_0/cmd_vel", 10)
+        goal_pub = there.node.create_publisher(PoseStamped, "/robot_0/goal_pose", GOAL_QOS)
         for i in range(15):  # commands while the other site is unreachable; the last says 7
-            msg = conv.twist(0.1 * (i == 14) + 0.6 * (i != 14), 0.0)
+            msg = conv.twist(0.6, 0.0)
             msg.angular.x = 7.0 if i == 14 else 0.0
             cmd_pub.publish(msg)
+            if i == 10:
+                goal_pub.publish(conv.pose_stamped(time.time(), "map", 3.0, 4.0))
             there.spin_for(0.2)
         assert twin.poll() is None  # still running, still trying
         robot = start_site("robot", d_robot, f"listen:={endpoints(ports)}")
-        got = []
+        got, goals = [], []
         here.node.create_subscription(Twist, "/robot_0/cmd_vel", got.append, STATE_QOS)
-        assert here.spin_until(lambda: any(m.angular.x == 7.0 for m in got), timeout=30), [m.angular.x for m in got]
-        assert got[-1].linear.x == pytest.approx(0.1)  # the latest value, not a stale one
+        here.node.create_subscription(PoseStamped, "/robot_0/goal_pose", goals.append, GOAL_QOS)
+        # The latest goal is sent again once the link is up ...
+        assert here.spin_until(lambda: goals, timeout=30), "the latest goal did not cross after the link came up"
+        assert goals[-1].pose.position.x == pytest.approx(3.0)
+        # ... but the commands from before are seconds old: the robot never gets them.
+        here.spin_for(1.0)
+        assert not got, [m.angular.x for m in got]
+        fresh = conv.twist(0.1, 0.0)
+        fresh.angular.x = 8.0
+        for _ in range(100):
+            cmd_pub.publish(fresh)
+            there.spin_for(0.05)
+            here.spin_for(0.05)
+            if got:
+                break
+        assert got and all(m.angular.x == 8.0 for m in got), [m.angular.x for m in got]
         # The robot site dies: the twin site notices; it comes back: traffic resumes.
         robot.send_signal(signal.SIGKILL)
         robot.wait()

@@ -1,13 +1,21 @@
 """Image encodings for the site link (OpenCV): JPEG, PNG, WebP, or raw pixels, each
-optionally downscaled. Works on ``(H, W, 3)`` RGB or ``(H, W)`` mono uint8 arrays."""
+optionally downscaled. Works on ``(H, W, 3)`` RGB or ``(H, W)`` mono uint8 arrays.
+
+Also what each encoding costs on a real frame (``EncodingProfile``, measured by
+``profile_encodings``), which the MMCF weighs. Decoding what arrives from the other site
+is bounded: a picture whose header asks for more than ``max_bytes`` of pixels is refused
+before anything is allocated for it.
+"""
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from PIL import Image as PILImage
 
 from sim_bridge.link.wire import Codec
 
@@ -56,16 +64,58 @@ def encode(image: np.ndarray, enc: ImageEncoding) -> bytes:
     return buf.tobytes()
 
 
-def decode(data: bytes, codec: Codec) -> np.ndarray:
-    """The image back as RGB (or mono) uint8."""
+class ImageTooLarge(ValueError):
+    """An encoded image whose header asks for more pixels than allowed."""
+
+
+_PIL_FORMAT = {Codec.JPEG: "JPEG", Codec.PNG: "PNG", Codec.WEBP: "WEBP"}
+
+
+def decode(data: bytes, codec: Codec, max_bytes: int | None = None) -> np.ndarray:
+    """The image back as RGB (or mono) uint8. ``ValueError`` for bytes that are not such
+    an image; ``ImageTooLarge`` when it would take more than ``max_bytes`` of pixels."""
     if codec in (Codec.RAW_SCALED, Codec.CDR):
-        h, w, c = np.frombuffer(data[:6], dtype="<u2")
-        pixels = np.frombuffer(data[6:], dtype=np.uint8)
+        if len(data) < 6:
+            raise ValueError(f"raw image header truncated ({len(data)} of 6 bytes)")
+        h, w, c = (int(x) for x in np.frombuffer(data[:6], dtype="<u2"))
+        if c not in (1, 3):
+            raise ValueError(f"raw image with {c} channels (1 or 3 expected)")
+        if max_bytes is not None and h * w * c > max_bytes:
+            raise ImageTooLarge(f"a {w}x{h}x{c} image is more than {max_bytes} bytes")
+        if len(data) - 6 != h * w * c:
+            raise ValueError(f"raw image of {len(data) - 6} bytes, its header says {w}x{h}x{c}")
+        pixels = np.frombuffer(data, dtype=np.uint8, offset=6)
         return pixels.reshape((h, w) if c == 1 else (h, w, c))
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
+    if codec not in _PIL_FORMAT:
+        raise ValueError(f"{codec.name} is not an image codec")
+    # The header first (Pillow reads no pixels here): a forged size costs nothing, and the
+    # picture is then decoded to 8 bits, grey or RGB, so what is allocated is what was checked.
+    try:
+        with PILImage.open(io.BytesIO(data), formats=[_PIL_FORMAT[codec]]) as header:
+            w, h = header.size
+            grey = header.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+    except PILImage.DecompressionBombError as err:
+        raise ImageTooLarge(f"a {codec.name} image far too large ({err})") from None
+    except Exception as err:  # Pillow raises many kinds (OSError, SyntaxError, ...) on garbage
+        raise ValueError(f"not a decodable {codec.name} image ({type(err).__name__})") from None
+    channels = 1 if grey else 3
+    if max_bytes is not None and w * h * channels > max_bytes:
+        raise ImageTooLarge(f"a {w}x{h} {codec.name} image is more than {max_bytes} bytes of pixels")
+    flags = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if img is None or img.shape[:2] != (h, w):
         raise ValueError(f"not a decodable {codec.name} image")
-    return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img if grey else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class EncodingProfile:
+    """Measured on a real frame: bytes, encode/decode seconds, fidelity in [0, 1]."""
+
+    bytes: float
+    encode_s: float
+    decode_s: float
+    fidelity: float
 
 
 @dataclass
@@ -102,10 +152,8 @@ def fidelity(original: np.ndarray, data: bytes, codec: Codec) -> float:
     return float(np.clip((psnr - 20.0) / 20.0, 0.0, 1.0))
 
 
-def profile_encodings(frame: np.ndarray, encodings) -> dict:
+def profile_encodings(frame: np.ndarray, encodings) -> dict[ImageEncoding, EncodingProfile]:
     """Measure every encoding on a real frame: size, CPU time, fidelity."""
-    from sim_bridge.link.mmcf import EncodingProfile
-
     out = {}
     for enc in encodings:
         cost = measure(frame, enc)

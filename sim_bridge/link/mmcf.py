@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from sim_bridge.link.codec import ImageEncoding
+from sim_bridge.link.codec import EncodingProfile, ImageEncoding
 from sim_bridge.link.wire import Codec
 
 PACKET_PAYLOAD = 1400  # bytes of message per packet on the wire
@@ -75,16 +75,6 @@ class StreamConfig:
         enc = f", {self.encoding.label()}" if self.encoding else (", lz4" if self.compress else "")
         cc = "block" if self.block else "drop"
         return f"{self.rate_hz:.3g} Hz, {rel}, prio {self.priority}, {cc}{enc}"
-
-
-@dataclass
-class EncodingProfile:
-    """Measured on a real frame: bytes, encode/decode seconds, fidelity in [0, 1]."""
-
-    bytes: float
-    encode_s: float
-    decode_s: float
-    fidelity: float
 
 
 @dataclass

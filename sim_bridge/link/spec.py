@@ -8,12 +8,16 @@ profile: nominal                  # nominal | contested | bandwidth_starved
 weights: {latency: 1.0}           # optional overrides of the profile's weights
 topics:
   - {pattern: "/robot_*/odom", type: nav_msgs/msg/Odometry, from: robot, class: state, min_rate_hz: 10}
-  - {pattern: "/robot_*/cmd_vel", type: geometry_msgs/msg/Twist, from: twin, class: control, min_rate_hz: 10}
+  - {pattern: "/robot_*/cmd_vel", type: geometry_msgs/msg/Twist, from: twin, class: control, min_rate_hz: 10,
+     safety_critical: true}
   - {pattern: "/robot_*/camera/image_raw", type: sensor_msgs/msg/Image, from: robot, class: image}
 ```
 
 ``pattern`` is a shell-style glob on absolute topic names; topics are forwarded from the
-site named in ``from`` to the other one.
+site named in ``from`` to the other one. ``safety_critical: true`` marks a topic whose
+messages must never be acted on late: the receiving site link drops any older than its
+``max_command_age_s`` (judged by the sender's send time and the measured clock offset).
+It defaults to true for ``class: control`` and false otherwise; say it explicitly.
 """
 
 from __future__ import annotations
@@ -44,10 +48,24 @@ class TopicRule(Spec):
     min_rate_hz: NonNegative = 0.0
     min_delivery: Annotated[float, Field(ge=0, le=1)] | None = None
     latched: bool = False
+    safety_critical: bool | None = None
 
     @property
     def topic_class(self) -> TopicClass:
         return TopicClass(self.cls)
+
+    @property
+    def is_safety_critical(self) -> bool:
+        """Never acted on late (see the module docstring); control topics unless marked false."""
+        if self.safety_critical is not None:
+            return self.safety_critical
+        return self.topic_class == TopicClass.CONTROL
+
+    @property
+    def keeps_latest(self) -> bool:
+        """Control and state topics: the latest value is sent again after an outage and
+        handed to late subscribers."""
+        return self.topic_class in (TopicClass.CONTROL, TopicClass.STATE)
 
     def matches(self, topic: str, type_name: str) -> bool:
         return type_name == self.type and fnmatch.fnmatchcase(topic, self.pattern)

@@ -58,6 +58,7 @@ class SessionSettings:
     tls_client_certificate: str = ""  # this site's certificate when connecting (mtls)
     tls_client_private_key: str = ""
     insecure: bool = False  # run unauthenticated / partly plaintext on purpose
+    max_message_bytes: int = 0  # largest message zenoh reassembles from the peer (0: zenoh's 1 GiB)
 
     def has_best_effort_link(self) -> bool:
         """Whether a datagram link (udp, or quic beside tls) carries best-effort traffic."""
@@ -273,6 +274,10 @@ def zenoh_config(settings: SessionSettings):
     # Sites are different machines: never shortcut through shared memory (on one test host
     # zenoh would otherwise move large payloads around the emulated link).
     put("transport/shared_memory/enabled", False)
+    if settings.max_message_bytes:
+        # Bound what a peer can make us reassemble before the receive path's own size checks
+        # see it (zenoh's default is 1 GiB); a little room for the envelope's header.
+        put("transport/link/rx/max_message_size", settings.max_message_bytes + 64 * 1024)
     if settings.user:
         put("transport/auth/usrpwd/user", settings.user)
         put("transport/auth/usrpwd/password", settings.password)
