@@ -39,7 +39,7 @@ from ros_nodes.common import (
 )
 from ros_nodes.params import Param, ParameterError, declare_params, non_negative, positive
 from ros_nodes.runtime import main_for
-from ros_nodes.task_topics import STATUS_TOPIC, TASK_QOS, TaskMessageError, parse_status
+from ros_nodes.task_topics import STATUS_QOS, STATUS_TOPIC, TASK_QOS, TaskMessageError, parse_status
 from ros_nodes.topic_observation import TopicObservation
 
 MISSING_WARNING_S = 5.0  # how long to wait for a first message before saying what is missing
@@ -96,7 +96,7 @@ class PolicyNode(Node):
         for topic in self.inputs.topics:
             qos = GOAL_QOS if topic.robot is not None else TASK_QOS
             self.create_subscription(topic.msg_type, topic.name, self._on_task(topic.name), qos)
-        self.create_subscription(DiagnosticArray, STATUS_TOPIC, self._on_status, TASK_QOS)
+        self.create_subscription(DiagnosticArray, STATUS_TOPIC, self._on_status, STATUS_QOS)
         if self.inputs.uses_lidar:
             for r in self.driven:
                 self.create_subscription(LaserScan, f"{r.name}/{p.scan_topic}", self._on_scan(r.index), STATE_QOS)
@@ -196,15 +196,14 @@ class PolicyNode(Node):
             for topic in self.inputs.topics
             if topic.dynamic and t - self.topic_time.get(topic.name, -math.inf) > timeout
         ]
-        if missing and t - self._started > MISSING_WARNING_S:
-            self._warn_once("missing", f"no {', '.join(missing)} yet: holding the robots stopped")
+        if missing:  # waiting for first messages: nothing commanded yet, so nothing to stop
+            if t - self._started > MISSING_WARNING_S:
+                self._warn_once("missing", f"no {', '.join(missing)} yet: not driving")
+            return
         ready = []
         for r in self.driven:
             i = r.index
             reason = None
-            if missing:
-                self._stop(i)  # waiting for its first messages: not a fault yet
-                continue
             if t - self.odom_time[i] > timeout:
                 reason = "odom"
             elif self.inputs.uses_lidar and t - self.scan_time[i] > timeout:

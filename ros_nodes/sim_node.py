@@ -30,7 +30,6 @@ state (goal_pose, ...).
 
 from __future__ import annotations
 
-import math
 import time
 import traceback
 
@@ -47,9 +46,18 @@ from ros_nodes import conversions as conv
 from ros_nodes.common import CLOCK_QOS, COMMAND_SUB_QOS, GOAL_QOS, STATE_QOS, load_world_param, now_s
 from ros_nodes.params import Param, ParameterError, declare_params, non_negative, one_of, positive
 from ros_nodes.runtime import main_for, request_stop
-from ros_nodes.task_topics import MARKERS_TOPIC, STATUS_TOPIC, TASK_QOS, marker_array, status_message, task_topics
+from ros_nodes.task_topics import (
+    MARKERS_TOPIC,
+    STATUS_QOS,
+    STATUS_TOPIC,
+    TASK_QOS,
+    marker_array,
+    status_message,
+    task_topics,
+)
 from sim_bridge.backends import backend_class
 from sim_bridge.fleet import Fleet, step_for_rate
+from sim_bridge.pacing import Pacer
 from sim_bridge.safety import Throttle, Verdict
 from sim_bridge.task_run import EpisodeState, TaskRun
 
@@ -74,8 +82,7 @@ PARAMS = [
     Param("status_period_s", 1.0, "task/status period in simulated seconds (also at every start and end)", positive),
 ]
 
-MAX_CATCH_UP_S = 0.25  # simulated time one timer tick may catch up (within the command watchdog's
-# 0.5 s); further behind (a machine too slow for the real-time factor), simulated time slips
+MAX_CATCH_UP_S = 0.25  # simulated time one tick may catch up (within the 0.5 s command watchdog)
 REPUBLISH_S = 1.0  # lockstep: wall seconds without a full set of commands before the state is sent again
 MARKER_PERIOD_S = 0.1  # wall seconds between task/markers (for people: 10 Hz is plenty)
 
@@ -132,7 +139,7 @@ class SimNode(Node):
             self.run = TaskRun(self.fleet, p.seed)
             self.odom_pubs = [self.create_publisher(Odometry, f"{r.name}/odom", STATE_QOS) for r in self.robots]
             self.clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS)
-            self.status_pub = self.create_publisher(DiagnosticArray, STATUS_TOPIC, TASK_QOS)
+            self.status_pub = self.create_publisher(DiagnosticArray, STATUS_TOPIC, STATUS_QOS)
             self._next_status = 0.0
             self._commanded = np.zeros(len(self.robots), dtype=bool)
             self._waiting_since = time.monotonic()
@@ -140,7 +147,7 @@ class SimNode(Node):
                 self.create_subscription(Twist, f"{r.name}/cmd_vel", self._on_cmd(r.index, r.name), COMMAND_SUB_QOS)
             self._publish_episode_start(self._stamp())
             self._publish_state(self._stamp(), boundary=True)
-            self._anchor(0)
+            self.pacer = self._make_pacer()
             rtf = p.real_time_factor
             period = self.fleet.step_s / rtf if rtf > 0 else (0.05 if p.lockstep else 0.001)
             self.create_timer(period, self._tick_sim)
@@ -208,34 +215,27 @@ class SimNode(Node):
 
     def _free_advance(self) -> None:
         """Real time (× real_time_factor) or as fast as possible, never in long bursts."""
-        rtf = self._pace_factor()
-        if rtf == 0:
+        pacer = self.pacer
+        if pacer is None:
             for _ in range(10):
                 self._step()
             return
-        due = math.floor((time.monotonic() - self._wall0) * rtf / self.fleet.step_s + 1e-9) - self._paced_steps
-        burst = max(1, round(MAX_CATCH_UP_S / self.fleet.step_s))
-        if due > burst:  # fell far behind (a busy machine): slip instead of bursting
-            self._anchor(self._paced_steps + due - burst)
-            if self.throttle.ready("slip", time.monotonic()):
-                self.get_logger().warning(f"cannot keep real-time factor {rtf:g}: simulated time slips")
-            due = burst
-        for _ in range(max(0, due)):
+        due, slipped = pacer.due()
+        if slipped and self.throttle.ready("slip", time.monotonic()):
+            self.get_logger().warning(f"cannot keep real-time factor {pacer.real_time_factor:g}: simulated time slips")
+        for _ in range(due):
             self._step()
-            self._paced_steps += 1
+            pacer.took(1)
+            if self.pacer is not pacer:  # the episode ended: paced afresh
+                return
 
-    def _pace_factor(self) -> float:
-        """The real-time factor now: an episode held at its end runs at real time at most."""
+    def _make_pacer(self) -> Pacer | None:
+        """Pacing from now on: the real-time factor (None: as fast as possible); an episode
+        held at its end runs at real time at most."""
         rtf = self.p.real_time_factor
         if self.run.over and self.p.episode_end == "hold":
-            return min(rtf, 1.0) if rtf > 0 else 1.0
-        return rtf
-
-    def _anchor(self, paced_steps: int) -> None:
-        """Pace from now on as if ``paced_steps`` steps had been taken on time."""
-        rtf = self._pace_factor() or 1.0
-        self._paced_steps = paced_steps
-        self._wall0 = time.monotonic() - paced_steps * self.fleet.step_s / rtf
+            rtf = min(rtf, 1.0) if rtf > 0 else 1.0
+        return Pacer(self.fleet.step_s, rtf, MAX_CATCH_UP_S) if rtf > 0 else None
 
     def _lockstep_advance(self) -> None:
         """One control period once every robot has been commanded (and, with a real-time
@@ -255,20 +255,17 @@ class SimNode(Node):
                         f"(simulated time held at {self.fleet.time_s:.2f} s)"
                     )
             return
-        rtf = self.p.real_time_factor
-        if rtf > 0 and wall < self._wall0 + (self._paced_steps + self.run.steps_per_control) * self.fleet.step_s / rtf:
-            return
-        if (
-            rtf > 0
-            and wall - self._wall0 > (self._paced_steps + 2 * self.run.steps_per_control) * self.fleet.step_s / rtf
-        ):
-            self._anchor(self._paced_steps)  # the controller was slow: no catching up
+        block = self.run.steps_per_control
+        if self.pacer is not None and not self.pacer.block_due(block):
+            return  # with a real-time factor: not before its time
         self._commanded[:] = False
         if self.run.state is EpisodeState.WAITING:
             self._start_episode()
-        for _ in range(self.run.steps_per_control):
+        pacer = self.pacer
+        for _ in range(block):
             self._step()
-            self._paced_steps += 1
+        if pacer is not None:
+            pacer.took(block)
         self._waiting_since = time.monotonic()
 
     def _step(self) -> None:
@@ -313,7 +310,7 @@ class SimNode(Node):
         else:
             self.get_logger().info("episode over: every robot held (episode_end: hold)")
             self.fleet.parked[:] = True
-        self._anchor(0)
+        self.pacer = self._make_pacer()
         self._waiting_since = time.monotonic()
 
     def _publish_episode_start(self, stamp: float) -> None:

@@ -31,7 +31,8 @@ Point sets with per-point attributes (a carrier, a velocity) are ``PointCloud2``
 fields), the standard message for points with named fields (radar drivers publish
 velocities the same way); a single moving body is ``Odometry``. Every task topic is
 reliable and transient-local with depth 1: it is a state, so a late subscriber gets the
-current one and a slow one the newest.
+current one and a slow one the newest; ``task/status`` keeps 10, so that no episode's end is
+lost behind the next one's start.
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ MAP_FRAME = "map"
 TASK_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+# Statuses are events as well as a state: an episode's end must not be replaced by the next
+# episode's start before a reader has it, so keep a few (a late reader gets the recent ones).
+STATUS_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )

@@ -29,7 +29,7 @@ from visualization_msgs.msg import MarkerArray
 from policies.base import PolicyContext
 from policies.registry import make_policy
 from policies.rollout import run_episode
-from ros_nodes.task_topics import MARKERS_TOPIC, STATUS_TOPIC, TASK_QOS, parse_status, task_topics
+from ros_nodes.task_topics import MARKERS_TOPIC, STATUS_QOS, STATUS_TOPIC, TASK_QOS, parse_status, task_topics
 from sim_bridge.env import MultiRobotEnv
 from worlds import WORLDS_DIR, load_world, make_task, with_robot_count
 
@@ -106,7 +106,7 @@ class TaskProbe:
         self.task_msgs: dict[str, list] = {}
         node = probe.node
         node.create_subscription(
-            DiagnosticArray, STATUS_TOPIC, lambda m: self.statuses.append(parse_status(m)), TASK_QOS
+            DiagnosticArray, STATUS_TOPIC, lambda m: self.statuses.append(parse_status(m)), STATUS_QOS
         )
         node.create_subscription(MarkerArray, MARKERS_TOPIC, self.markers.append, 10)
         self.topics = task_topics(make_task(world)).topics()
