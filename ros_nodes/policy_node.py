@@ -4,12 +4,13 @@ Per robot ``robot_<i>`` it reads ``odom`` (its own and its neighbours'), ``scan`
 task observes lidar), and the task's state (``ros_nodes.task_topics``: ``goal_pose``, the
 flock's goal, landmarks, items, evaders, the object, ...), rebuilds the observation the task
 gives in simulation with the task's own code (``ros_nodes.topic_observation``), and
-publishes ``cmd_vel``: at the control rate, or with ``lockstep`` once per simulation step,
-as soon as that step's state is complete. A robot whose odometry or scan is older than
-``sensor_timeout_s``, or with the task's state missing, is commanded to stop; so is every
-robot when the episode is over (``task/status``) and when the node shuts down. A robot
-within its goal tolerance (navigation) stops. A new episode on ``task/status`` resets the
-policy's memory with the episode's seed.
+publishes ``cmd_vel``: at the control rate (on simulated time with use_sim_time), or with
+``lockstep`` once per simulation step, as soon as that step's state is complete. Until every
+input has come once it sends nothing; a robot whose odometry, scan or changing task state
+is older than ``sensor_timeout_s`` is commanded to stop; so is every robot when the episode
+is over (``task/status``) and when the node shuts down. A robot within its goal tolerance
+(navigation) stops. A new episode on ``task/status`` resets the policy's memory with the
+episode's seed, as the env's evaluation does.
 """
 
 from __future__ import annotations

@@ -11,19 +11,23 @@ lockstep the graph runs the very episode the env runs in-process for the same se
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 
 import numba
+import numpy as np
 import pytest
 import torch
 import yaml
 from conftest import write_world
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
 from rclpy.qos import qos_profile_sensor_data
 from ros_helpers import BIN, Launched, Probe, fresh_domain, ros_env
 from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
 from policies.base import PolicyContext
@@ -235,3 +239,60 @@ def test_camera_on_a_kinematic_world_is_refused_at_start(world_change, expected,
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert re.search(expected, proc.stderr), proc.stderr
+
+
+def test_policy_node_drives_on_fresh_task_state_and_stops_the_robots_when_it_goes_stale(domain):
+    """No command before the task's state has come once (nothing to stop yet); commands
+    while evaders keep coming; every robot stopped once they stop coming (a dead simulator
+    or tracker must not leave a team running on old targets)."""
+    from geometry_msgs.msg import Twist
+
+    from ros_nodes import conversions as conv
+    from ros_nodes.task_topics import point_cloud
+
+    world = load_world("pursuit")
+    node = subprocess.Popen(
+        [str(BIN / "policy_node"), "--ros-args", "-p", "world:=pursuit", "-p", "policy:=scripted"],
+        env=ros_env(domain),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    probe = Probe(domain)
+    try:
+        commands = []
+        probe.node.create_subscription(Twist, "robot_0/cmd_vel", lambda m: commands.append((time.monotonic(), m)), 10)
+        odom_pubs = [probe.node.create_publisher(Odometry, f"{r.name}/odom", 10) for r in world.robot_entries()]
+        evaders = probe.node.create_publisher(PointCloud2, "task/evaders", TASK_QOS)
+        starts = [(-4.0, -3.0 + 2.0 * k) for k in range(len(odom_pubs))]
+
+        def publish(with_evaders: bool) -> None:
+            stamp = time.time()
+            for (x, y), pub, r in zip(starts, odom_pubs, world.robot_entries(), strict=True):
+                pub.publish(conv.odometry(stamp, r.name, x, y, 0.0, 0.0, 0.0, 0.0))
+            if with_evaders:  # one evader 2 m ahead of robot_0, standing
+                cols = {"x": [-2.0], "y": [-3.0], "z": [0.0], "vx": [0.0], "vy": [0.0]}
+                evaders.publish(point_cloud(stamp, {k: np.array(v) for k, v in cols.items()}))
+
+        def run_for(seconds: float, with_evaders: bool) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                publish(with_evaders)
+                probe.spin_for(0.05)
+
+        assert probe.spin_until(lambda: odom_pubs[0].get_subscription_count() > 0, timeout=60)
+        run_for(2.0, with_evaders=False)
+        assert commands == []  # without the task's state it has nothing to act on, and sends nothing
+        run_for(2.0, with_evaders=True)
+        assert commands and commands[-1][1].linear.x > 0.3  # after the evader, ahead
+        cut = time.monotonic()
+        run_for(2.0, with_evaders=False)
+        after = [(t - cut, m.linear.x, m.linear.y) for t, m in commands if t > cut]
+        stopped = [t for t, vx, vy in after if vx == 0.0 and vy == 0.0]
+        assert stopped and stopped[0] <= 0.5 + 0.5, after[:20]  # sensor_timeout_s, then a tick or two
+        assert all(vx == vy == 0.0 for t, vx, vy in after if t > stopped[0])
+    finally:
+        probe.close()
+        node.send_signal(signal.SIGINT)
+        out, _ = node.communicate(timeout=30)
+    assert "robot_0: no fresh task/evaders: holding it stopped" in out, out
