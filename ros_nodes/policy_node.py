@@ -71,7 +71,10 @@ class PolicyNode(Node):
         except RobotSelectionError as err:
             raise ParameterError(self.get_name(), [str(err)]) from None
         self.world = world
-        self.inputs = TopicObservation(world, [r.index for r in self.driven])
+        try:
+            self.inputs = TopicObservation(world, [r.index for r in self.driven])
+        except TaskMessageError as err:
+            raise ParameterError(self.get_name(), [f"'world': {err}"]) from None
         self.task = self.inputs.task
         # A team's observations are a batch of one: thread wake-ups would cost more than the work.
         torch.set_num_threads(p.threads)

@@ -51,6 +51,7 @@ from ros_nodes.task_topics import (
     STATUS_QOS,
     STATUS_TOPIC,
     TASK_QOS,
+    TaskMessageError,
     marker_array,
     status_message,
     task_topics,
@@ -116,7 +117,10 @@ class SimNode(Node):
             if p.camera
             else []
         )
-        self.topics = task_topics(self.fleet.task)
+        try:
+            self.topics = task_topics(self.fleet.task)
+        except TaskMessageError as err:
+            raise ParameterError(self.get_name(), [f"'world': {err}"]) from None
         self.task_pubs = {
             t.name: self.create_publisher(t.msg_type, t.name, GOAL_QOS if t.robot is not None else TASK_QOS)
             for t in self.topics.topics()
