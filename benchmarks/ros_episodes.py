@@ -1,14 +1,15 @@
-"""The shipped learned policies in the ROS graph, against the same episodes in-process.
+"""The shipped policies in the ROS graph, against the same episodes in-process.
 
 For each task world and seed: ``sern launch sim_launch.yaml world:=W policy:=learned
-seed:=S lockstep:=true real_time_factor:=0`` (sim_node and policy_node, two processes over
+seed:=S lockstep:=true real_time_factor:=0`` (or ``--policy scripted``; sim_node and
+policy_node, two processes over
 DDS; lockstep: each control period waits for the policy's commands, so the run is as fast as
 the graph allows and loses no step), read ``task/status`` until the episode ends; then the
 same seed in-process (``MultiRobotEnv`` and the same policy, as ``sern eval`` runs it).
 Speed is the episode's control periods per wall second, from its first command to its end.
 
     .venv/bin/python benchmarks/ros_episodes.py [--worlds flocking,coverage] [--seeds 1000,1001]
-        [--domain 118]
+        [--policy scripted] [--domain 118]
 
 Prints one line per episode, then one JSON line: {"episodes": N, "graph_success": fraction,
 "env_success": fraction, "same_outcome": fraction (success and headline metric within 2 %),
@@ -44,10 +45,10 @@ BIN = Path(sys.executable).parent
 WORLDS = ["navigation", "flocking", "coverage", "foraging", "pursuit", "transport"]
 
 
-def graph_episode(world: str, seed: int, domain: int, timeout_s: float) -> dict:
+def graph_episode(world: str, policy: str, seed: int, domain: int, timeout_s: float) -> dict:
     """The final ``task/status`` of one launched episode, with wall times."""
     env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
-    args = [str(BIN / "sern"), "launch", "sim_launch.yaml", f"world:={world}", "policy:=learned", f"seed:={seed}"]
+    args = [str(BIN / "sern"), "launch", "sim_launch.yaml", f"world:={world}", f"policy:={policy}", f"seed:={seed}"]
     launch = subprocess.Popen(
         [*args, "lockstep:=true", "real_time_factor:=0"],
         env=env,
@@ -91,10 +92,10 @@ def graph_episode(world: str, seed: int, domain: int, timeout_s: float) -> dict:
     return {"status": status, "wall_s": end[0] - started, "launch_to_end_s": end[0] - launched}
 
 
-def env_episode(world: str, seed: int) -> dict:
+def env_episode(world: str, policy: str, seed: int) -> dict:
     env = MultiRobotEnv(load_world(world))
     try:
-        return run_episode(env, make_policy("learned", PolicyContext.from_task(env.task)), seed).metrics
+        return run_episode(env, make_policy(policy, PolicyContext.from_task(env.task)), seed).metrics
     finally:
         env.close()
 
@@ -103,6 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worlds", default=",".join(WORLDS), help="comma-separated task worlds")
     parser.add_argument("--seeds", default="1000", help="comma-separated episode seeds")
+    parser.add_argument("--policy", default="learned", help="learned (the shipped checkpoints), scripted or a path")
     parser.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "118")))
     parser.add_argument("--timeout-s", type=float, default=600.0, help="wall seconds allowed per episode")
     args = parser.parse_args()
@@ -112,8 +114,8 @@ def main() -> None:
     for world in args.worlds.split(","):
         headline, _ = make_task(load_world(world)).headline_metric
         for seed in (int(s) for s in args.seeds.split(",")):
-            graph = graph_episode(world, seed, args.domain, args.timeout_s)
-            ref = env_episode(world, seed)
+            graph = graph_episode(world, args.policy, seed, args.domain, args.timeout_s)
+            ref = env_episode(world, args.policy, seed)
             if "status" not in graph:
                 row = {"world": world, "seed": seed, "graph_success": False, "timeout_s": args.timeout_s}
             else:
