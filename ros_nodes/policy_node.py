@@ -16,10 +16,10 @@ episode's seed, as the env's evaluation does.
 from __future__ import annotations
 
 import math
+import sys
 
 import numba
 import numpy as np
-import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
@@ -76,13 +76,15 @@ class PolicyNode(Node):
         except TaskMessageError as err:
             raise ParameterError(self.get_name(), [f"'world': {err}"]) from None
         self.task = self.inputs.task
-        # A team's observations are a batch of one: thread wake-ups would cost more than the work.
-        torch.set_num_threads(p.threads)
-        numba.set_num_threads(min(p.threads, numba.config.NUMBA_NUM_THREADS))
         try:
             self.policy = make_policy(p.policy, PolicyContext.from_task(self.task))
         except PolicyError as err:
             raise ParameterError(self.get_name(), [f"'policy': {err}"]) from None
+        # A team's observations are a batch of one: thread wake-ups would cost more than the
+        # work. (torch only if the policy brought it: importing it takes seconds.)
+        numba.set_num_threads(min(p.threads, numba.config.NUMBA_NUM_THREADS))
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(p.threads)
         self.policy.reset(None)
         self.all = world.robot_entries()
         n = len(self.all)
