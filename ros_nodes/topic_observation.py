@@ -47,10 +47,12 @@ class TopicObservation:
         self.topic_stamp: dict[str, float] = {}
 
     # ---- inputs ----------------------------------------------------------------------------
-    def set_odom(self, i: int, msg: Odometry) -> float:
-        """Robot ``i``'s pose (map frame) and body twist; returns the message's stamp (s)."""
+    def set_odom(self, i: int, msg: Odometry, map_pose: tuple[float, float, float] | None = None) -> float:
+        """Robot ``i``'s pose and body twist; returns the message's stamp (s). The pose is the
+        message's own unless ``map_pose`` gives it in the map (odometry whose frame is not
+        the map's, placed with ``map → odom``)."""
         stamp, x, y, yaw, v, w = conv.odometry_state(msg)
-        self.poses[i] = (x, y, yaw)
+        self.poses[i] = map_pose if map_pose is not None else (x, y, yaw)
         self.twists[i] = (v, msg.twist.twist.linear.y, w)
         self.odom_stamp[i] = stamp
         return stamp
