@@ -115,7 +115,7 @@ class PolicyNode(Node):
         if not p.lockstep:
             self.create_timer(1.0 / rate, self._tick)
         self._warned: set[str] = set()
-        self._started = now_s(self)
+        self._started: float | None = None  # the first tick's time (simulated time starts late)
         self.get_logger().info(
             f"driving {', '.join(r.name for r in self.driven)} with policy {p.policy} "
             + ("in lockstep with the simulation" if p.lockstep else f"at {rate:g} Hz")
@@ -125,7 +125,7 @@ class PolicyNode(Node):
     def _on_odom(self, i: int):
         def callback(msg: Odometry) -> None:
             stamp = self.inputs.set_odom(i, msg)
-            self.odom_time[i] = now_s(self)
+            self.odom_time[i] = self._arrival()
             if self.p.lockstep:
                 if stamp == self._acted_at:
                     self._repeated.add(i)
@@ -136,7 +136,7 @@ class PolicyNode(Node):
     def _on_scan(self, i: int):
         def callback(msg: LaserScan) -> None:
             self.inputs.set_scan(i, msg)
-            self.scan_time[i] = now_s(self)
+            self.scan_time[i] = self._arrival()
             if self.p.lockstep:
                 self._lockstep()
 
@@ -149,7 +149,7 @@ class PolicyNode(Node):
             except TaskMessageError as err:
                 self._warn_once(f"bad:{topic}", f"{topic}: {err}: ignored")
                 return
-            self.topic_time[topic] = now_s(self)
+            self.topic_time[topic] = self._arrival()
             robot = next((t.robot for t in self.inputs.topics if t.name == topic), None)
             if robot is not None:
                 self.arrived[robot] = False  # a new goal: drive again
@@ -193,8 +193,19 @@ class PolicyNode(Node):
             for i, (v, w) in self._commands.items():
                 self.cmd_pubs[i].publish(conv.twist(v, w))
 
+    def _arrival(self) -> float:
+        """When a message came, by the node's clock; NaN before simulated time has started
+        (use_sim_time, no /clock yet): the first tick counts it as just come."""
+        t = now_s(self)
+        return t if t > 0 else math.nan
+
     def _tick(self) -> None:
         t = now_s(self)
+        if self._started is None:
+            self._started = t
+        self.odom_time[np.isnan(self.odom_time)] = t
+        self.scan_time[np.isnan(self.scan_time)] = t
+        self.topic_time.update({k: t for k, v in self.topic_time.items() if math.isnan(v)})
         timeout = self.p.sensor_timeout_s
         missing = self.inputs.missing()
         stale_task = [
