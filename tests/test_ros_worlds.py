@@ -296,3 +296,29 @@ def test_policy_node_drives_on_fresh_task_state_and_stops_the_robots_when_it_goe
         node.send_signal(signal.SIGINT)
         out, _ = node.communicate(timeout=30)
     assert "robot_0: no fresh task/evaders: holding it stopped" in out, out
+
+
+def test_a_failure_while_stepping_ends_the_node_with_one_message_and_exit_1(domain, monkeypatch, capfd):
+    """What the kinematic engine's refusal of a 60 Hz step used to do (a traceback per
+    node), any stepping failure now does as one line and exit code 1."""
+    from ros_nodes.runtime import run_node
+    from ros_nodes.sim_node import SimNode
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+    def refuse(dt: float) -> None:
+        raise ValueError(f"dt={dt} s is not a whole number of control periods of 0.05 s")
+
+    def sim_node_with_a_failing_engine() -> SimNode:
+        node = SimNode()
+        node.fleet.backend.step = refuse  # the engine fails on its first step
+        return node
+
+    args = ["--ros-args", "-p", "world:=flocking", "-p", "real_time_factor:=0"]
+    code = run_node(sim_node_with_a_failing_engine, args, "sim_node")
+    out = capfd.readouterr()
+    text = out.out + out.err
+    assert code == 1, text
+    assert "world flocking: simulation stopped: ValueError: dt=0.05 s is not a whole number" in text, text
+    assert "Traceback" not in text
