@@ -26,7 +26,7 @@ class _Stop(Exception):
     pass
 
 
-_stop_requested = {"signal": None}
+_stop_requested = {"signal": None, "exit_code": 0}
 
 
 def _request_stop(signum, frame):
@@ -34,9 +34,11 @@ def _request_stop(signum, frame):
     _stop_requested["signal"] = signum
 
 
-def request_stop() -> None:
-    """Ask the running node's spin to end (as SIGINT would), e.g. when its job is done."""
+def request_stop(exit_code: int = 0) -> None:
+    """Ask the running node's spin to end (as SIGINT would), e.g. when its job is done, or
+    with a non-zero ``exit_code`` after a failure it has reported."""
     _stop_requested["signal"] = signal.SIGINT
+    _stop_requested["exit_code"] = exit_code
 
 
 def make_executor():
@@ -58,6 +60,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, name: s
         print(f"[{name}] error: bad command-line ROS arguments: {reason}", file=sys.stderr, flush=True)
         return EXIT_USAGE
     _stop_requested["signal"] = None
+    _stop_requested["exit_code"] = 0
     previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = None
     code = 0
@@ -82,6 +85,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, name: s
                 except Exception as err:
                     print(f"[{name}] error while stopping: {err}", file=sys.stderr, flush=True)
             executor.shutdown(timeout_sec=1.0)
+        code = _stop_requested["exit_code"]
     except _Stop:
         code = 0
     finally:
