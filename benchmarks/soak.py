@@ -76,7 +76,7 @@ def soak_world(robots: int) -> dict:
             "params": {
                 "goals": {"poses": [[x + 4.0, y] for x, y, _ in homes]},
                 "lidar_obs_beams": 36,
-                "max_episode_s": 100000,
+                "max_episode_s": 3600,  # the longest a world allows; the soak's robots never finish
             },
         },
     }
@@ -288,6 +288,8 @@ def run(args, workdir: Path) -> dict:
                 now = time.time()
                 for p in procs:
                     if p.proc.poll() is not None:
+                        if p.proc.returncode == 2:  # a usage error: restarting cannot help
+                            raise RuntimeError(f"{p.label} refused its parameters; see {workdir / p.label}.log")
                         print(f"soak: {p.label} ended (code {p.proc.returncode}); restarting it", file=sys.stderr)
                         p.restarts += 1
                         start(p)
