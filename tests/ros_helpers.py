@@ -15,7 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
+
+from ros_nodes.common import DIAGNOSTICS_QOS
 
 BIN = Path(sys.executable).parent
 _counter = itertools.count()
@@ -135,3 +138,18 @@ class Probe:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+def link_status(probe: Probe, site: str, timeout: float = 15.0):
+    """The latest ``/diagnostics`` status a ``site_link`` at ``site`` gives of its link, or
+    None if it says nothing within ``timeout`` seconds."""
+    seen = {}
+
+    def on_diag(msg):
+        for st in msg.status:
+            seen[st.name] = st
+
+    sub = probe.node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, DIAGNOSTICS_QOS)
+    probe.spin_until(lambda: any(n.startswith(f"site_link {site}: link") for n in seen), timeout)
+    probe.node.destroy_subscription(sub)
+    return next((s for n, s in seen.items() if n.startswith(f"site_link {site}: link")), None)

@@ -24,12 +24,10 @@ from pathlib import Path
 import pytest
 import zenoh
 from conftest import REPO
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from rclpy.serialization import serialize_message
-from ros_helpers import BIN, Probe, fresh_domain, ros_env
+from ros_helpers import BIN, Probe, fresh_domain, link_status, ros_env
 
-from ros_nodes.common import DIAGNOSTICS_QOS
 from sim_bridge.link import probes, wire
 from sim_bridge.link.transport import (
     SessionSettings,
@@ -520,19 +518,6 @@ def test_on_a_real_network_address_it_refuses_or_runs_insecure_on_purpose(tmp_pa
         assert not any("INSECURE" in line for line in node.lines)
     finally:
         assert node.stop() == 0, node.text()
-
-
-def link_status(probe: Probe, site: str, timeout: float):
-    seen = {}
-
-    def on_diag(msg):
-        for st in msg.status:
-            seen[st.name] = st
-
-    sub = probe.node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, DIAGNOSTICS_QOS)
-    probe.spin_until(lambda: any(n.startswith(f"site_link {site}: link") for n in seen), timeout)
-    probe.node.destroy_subscription(sub)
-    return next((s for n, s in seen.items() if n.startswith(f"site_link {site}: link")), None)
 
 
 def test_site_links_join_over_mutual_tls_and_refuse_a_strangers_certificate(pki):

@@ -9,14 +9,13 @@ import time
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
-from ros_helpers import BIN, Probe, fresh_domain, ros_env
+from ros_helpers import BIN, Probe, fresh_domain, link_status, ros_env
 from sensor_msgs.msg import Image
 
 from ros_nodes import conversions as conv
-from ros_nodes.common import DIAGNOSTICS_QOS, GOAL_QOS, STATE_QOS
+from ros_nodes.common import GOAL_QOS, STATE_QOS
 
 pytestmark = pytest.mark.ros
 CONFIG = str(__import__("conftest").REPO / "config" / "site_link.yaml")
@@ -54,19 +53,6 @@ def stop(*procs) -> None:
 
 def endpoints(ports) -> str:
     return f"['tcp/127.0.0.1:{ports[0]}', 'udp/127.0.0.1:{ports[1]}']"
-
-
-def link_status(probe: Probe, site: str, timeout: float = 15.0):
-    seen = {}
-
-    def on_diag(msg):
-        for st in msg.status:
-            seen[st.name] = st
-
-    sub = probe.node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, DIAGNOSTICS_QOS)
-    probe.spin_until(lambda: any(n.startswith(f"site_link {site}: link") for n in seen), timeout)
-    probe.node.destroy_subscription(sub)
-    return next((s for n, s in seen.items() if n.startswith(f"site_link {site}: link")), None)
 
 
 def link_level(probe: Probe, site: str, timeout: float = 2.0):
