@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
 
 def split_target(target: list[str]) -> tuple[str | None, str, dict[str, str]]:
     """(package, file, arguments) from the positional words."""
-    from sern.cli import UsageError
+    from sern.errors import UsageError
 
     words = [w for w in target if ":=" not in w]
     args = [w for w in target if ":=" in w]
@@ -52,7 +52,7 @@ def split_target(target: list[str]) -> tuple[str | None, str, dict[str, str]]:
 
 
 def resolve_file(package: str | None, file: str) -> Path:
-    from sern.cli import UsageError
+    from sern.errors import UsageError
     from sim_bridge.launch import LaunchError
     from sim_bridge.launch.packages import find_package_share
 
@@ -71,7 +71,7 @@ def resolve_file(package: str | None, file: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sern.cli import UsageError
+    from sern.errors import UsageError
     from sim_bridge.launch import LaunchDescription, LaunchError, LaunchRunner
 
     package, file, arguments = split_target(args.target)

@@ -61,7 +61,7 @@ def _positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sern.cli import UsageError
+    from sern.errors import UsageError
 
     try:
         world = load_world(args.world)
