@@ -11,6 +11,7 @@ import torch
 from policies import checkpoint
 from policies.base import FunctionPolicy, Policy, PolicyContext
 from policies.residual import residual_command, residual_input
+from policies.scripted import make_scripted
 from policies.steering import Steering, check_steerable
 from policies.targets import target_controller
 
@@ -150,8 +151,6 @@ def _baseline(context: PolicyContext, residual: dict | None, steering_entry: dic
     neither)."""
     if residual is None and steering_entry is None:
         return None
-    from policies.registry import make_scripted
-
     base = make_scripted(context, (residual or {}).get("tuning"))
     if steering_entry is not None:
         try:
