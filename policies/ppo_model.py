@@ -15,6 +15,10 @@ from sim_bridge.batched_env import BatchedEnv
 
 
 def make_model(env: BatchedEnv, config: TrainConfig) -> MultiAgentActorCritic:
+    """The untrained actor-critic of a run of ``config`` on ``env``'s task: input sizes (with the
+    baseline's command for residual and steering actors, and the task's critic state when
+    asked), commands, a command grid or choices, its initial exploration noise, and for
+    target-choice and steering actors a start that follows the baseline."""
     model = MultiAgentActorCritic(
         env.obs_dim + (BASE_CHANNELS if config.residual or config.steer_search else 0),
         env.num_agents,
