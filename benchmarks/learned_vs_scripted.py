@@ -38,7 +38,9 @@ from policies.scripted import SCRIPTED
 def verdict(row: dict) -> str:
     if row["beats"]:
         return "beats"
-    return "not worse (tie)" if row["not_worse"] else "WORSE"
+    if row["not_worse"]:
+        return "not worse (tie)"
+    return "WORSE (success lower)" if row["learned_success"] < row["scripted_success"] else "WORSE"
 
 
 def main() -> int:
