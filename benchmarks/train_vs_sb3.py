@@ -45,7 +45,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from policies.base import FunctionPolicy
 from policies.evaluation import evaluate
-from policies.mappo import TrainConfig, train
+from policies.mappo import train
+from policies.train_config import TrainConfig
 from sim_bridge.batched_env import BatchedEnv
 from worlds import WorldSpec, load_world
 

@@ -50,6 +50,10 @@ class PolicyContext:
         )
 
 
+class PolicyError(ValueError):
+    """A policy that cannot be made for this task (unknown name, bad checkpoint)."""
+
+
 class Policy(ABC):
     """Observations in, commands out, for any subset of the context's agents."""
 

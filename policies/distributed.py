@@ -7,9 +7,18 @@ iteration the learner sends the current weights and gets rollouts back.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import torch
 
+from policies.collector import Collector
 from policies.models import RunningNorm
+from policies.ppo_model import make_model
+from policies.steering import steering_settings
+from policies.targets import target_settings
+from policies.train_config import TrainConfig, residual_tuning
+from sim_bridge.batched_env import BatchedEnv
+from worlds import load_world_data
 
 
 def _require_ray():
@@ -24,11 +33,6 @@ class _Worker:
     """A Ray actor: a Collector and a model copy."""
 
     def __init__(self, world_data: dict, source: str, config_dict: dict, seed: int):
-        from policies.mappo import Collector, TrainConfig, make_model, residual_tuning
-        from policies.steering import steering_settings
-        from policies.targets import target_settings
-        from worlds import load_world_data
-
         torch.set_num_threads(1)
         self.config = TrainConfig(**config_dict)
         world = load_world_data(world_data, source)
@@ -60,10 +64,6 @@ class RayCollectors:
         if not ray.is_initialized():
             ray.init(num_cpus=max(config.workers, 1), include_dashboard=False, logging_level="ERROR")
             self._started = True
-        from dataclasses import asdict
-
-        from sim_bridge.batched_env import BatchedEnv
-
         remote = ray.remote(num_cpus=1)(_Worker)
         data = world.to_data()
         self.workers = [

@@ -44,7 +44,7 @@ def collect_demonstrations(
 
     With ``learner`` the learner's deterministic actions drive and the baseline only labels
     (DAgger); without it the baseline drives (cloning). ``teacher`` changes the baseline's
-    tuning (``policies.registry.make_scripted``).
+    tuning (``policies.scripted.make_scripted``).
     """
     env = BatchedEnv(world, num_worlds, seed=seed + 7919)
     context = PolicyContext.from_task(env.task)

@@ -1,24 +1,27 @@
-"""Choosing a policy by name (``scripted``, ``idle``) or by checkpoint path."""
+"""Choosing a policy by name (``scripted``, ``idle``, ``learned``) or by checkpoint path. The
+scripted baselines themselves are in ``policies.scripted``."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from policies.base import Policy, PolicyContext
+from policies.base import Policy, PolicyContext, PolicyError
+from policies.scripted import SCRIPTED, make_scripted
 
-# task name -> "module:Class" of its scripted baseline
-SCRIPTED: dict[str, str] = {
-    "navigation": "policies.scripted_navigation:ScriptedNavigationPolicy",
-    "flocking": "policies.scripted_flocking:BoidsPolicy",
-    "coverage": "policies.scripted_coverage:CoveragePolicy",
-    "foraging": "policies.scripted_foraging:ForagingPolicy",
-    "pursuit": "policies.scripted_pursuit:PursuitPolicy",
-    "transport": "policies.scripted_transport:TransportPolicy",
-}
+__all__ = [
+    "CHECKPOINTS_DIR",
+    "POLICY_NAMES",
+    "SCRIPTED",
+    "IdlePolicy",
+    "PolicyError",
+    "default_policy",
+    "make_policy",
+    "make_scripted",
+    "shipped_checkpoint",
+]
 
 
 class IdlePolicy(Policy):
@@ -31,10 +34,6 @@ class IdlePolicy(Policy):
 
 
 POLICY_NAMES = ("scripted", "idle", "learned")
-
-
-class PolicyError(ValueError):
-    """A policy that cannot be made for this task (unknown name, bad checkpoint)."""
 
 
 def make_policy(name_or_path: str, context: PolicyContext, act: str | None = None) -> Policy:
@@ -53,6 +52,7 @@ def make_policy(name_or_path: str, context: PolicyContext, act: str | None = Non
     if path.suffix in (".pt", ".pth") or path.exists():
         if not path.exists():
             raise PolicyError(f"checkpoint {path} does not exist")
+        # torch is imported only when a checkpoint is asked for (scripted runs start faster)
         from policies.checkpoint import CheckpointError
         from policies.learned import LearnedPolicy
 
@@ -76,26 +76,3 @@ def default_policy(task_name: str) -> str:
     """What ``sern run`` uses when no policy is given: the shipped checkpoint, else the
     scripted baseline."""
     return "learned" if shipped_checkpoint(task_name) is not None else "scripted"
-
-
-def make_scripted(context: PolicyContext, tuning: Mapping[str, float] | None = None) -> Policy:
-    """The task's scripted baseline, with ``tuning`` replacing fields of its config
-    dataclass (e.g. ``{"safety_margin_m": 0.2}`` for navigation's dynamic window)."""
-    target = SCRIPTED.get(context.task_name)
-    if target is None:
-        raise PolicyError(f"no scripted baseline for task {context.task_name!r}")
-    import importlib
-
-    module, name = target.split(":")
-    cls = getattr(importlib.import_module(module), name)
-    policy = cls(context)
-    if not tuning:
-        return policy
-    known = {f.name for f in dataclasses.fields(policy.config)}
-    unknown = sorted(set(tuning) - known)
-    if unknown:
-        raise PolicyError(
-            f"the {context.task_name} baseline has no setting {', '.join(unknown)}; "
-            f"its settings: {', '.join(sorted(known))}"
-        )
-    return cls(context, dataclasses.replace(policy.config, **tuning))

@@ -25,7 +25,7 @@ import torch
 
 from policies.base import PolicyContext
 from policies.models import to_unit
-from policies.registry import make_scripted
+from policies.scripted import make_scripted
 from policies.steering import Steering
 
 BASE_CHANNELS = 2

@@ -40,8 +40,8 @@ import torch
 from policies import checkpoint
 from policies.base import PolicyContext
 from policies.models import MultiAgentActorCritic
-from policies.registry import make_scripted
 from policies.residual import BASE_CHANNELS, residual_input
+from policies.scripted import make_scripted
 from policies.steering import HAND_OFF_ON, KEEP_LOGITS, STEER_ON, Steering, check_steerable, num_choices
 from sim_bridge.batched_env import BatchedEnv
 from sim_bridge.env import MultiRobotEnv

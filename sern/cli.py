@@ -1,7 +1,7 @@
 """``sern``: the command line. Each sub-command lives in its own module under ``sern/``.
 
 Exit codes: 0 success, 1 the job ran and failed, 2 usage error (bad arguments, a bad
-world file, an unknown policy), 130 interrupted.
+world file, an unknown policy), 130 interrupted (``sern.errors``).
 """
 
 from __future__ import annotations
@@ -10,14 +10,11 @@ import argparse
 import sys
 
 from sern import check_cmd, demo_cmd, eval_cmd, launch_cmd, link_cmd, run_cmd, train_cmd
+from sern.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
 COMMANDS = (run_cmd, demo_cmd, train_cmd, eval_cmd, launch_cmd, link_cmd, check_cmd)
-
-
-class UsageError(Exception):
-    """Something the user asked for that cannot be done as asked (exit code 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

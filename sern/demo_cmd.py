@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sern.errors import UsageError
 from worlds import WorldFileError, load_world
 
 
@@ -44,8 +45,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sern.cli import UsageError
-
     try:
         world = load_world(args.world)
     except WorldFileError as err:

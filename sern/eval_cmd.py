@@ -6,6 +6,7 @@ import argparse
 import json
 
 from sern import world_set
+from sern.errors import UsageError
 
 
 def add_parser(sub) -> None:
@@ -39,8 +40,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sern.cli import UsageError
-
     world = world_set.load(args.world, args.world_set)
     if args.episodes < 1:
         raise UsageError("--episodes must be at least 1")
@@ -69,7 +68,6 @@ def _record(args: argparse.Namespace, metrics: dict) -> None:
     from pathlib import Path
 
     from policies.checkpoint import sidecar_path
-    from sern.cli import UsageError
 
     side = sidecar_path(Path(args.checkpoint))
     if not side.is_file():

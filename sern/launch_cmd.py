@@ -70,7 +70,7 @@ def add_parser(sub) -> None:
 
 def split_target(target: list[str]) -> tuple[str | None, str, dict[str, str]]:
     """(package, file, arguments) from the positional words."""
-    from sern.cli import UsageError
+    from sern.errors import UsageError
 
     words = [w for w in target if ":=" not in w]
     args = [w for w in target if ":=" in w]
@@ -87,7 +87,7 @@ def split_target(target: list[str]) -> tuple[str | None, str, dict[str, str]]:
 
 
 def resolve_file(package: str | None, file: str) -> Path:
-    from sern.cli import UsageError
+    from sern.errors import UsageError
     from sim_bridge.launch import LaunchError
     from sim_bridge.launch.packages import find_package_share
 
@@ -114,7 +114,7 @@ def _show_arguments(path: Path, description) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sern.cli import UsageError
+    from sern.errors import UsageError
     from sim_bridge.launch import LaunchDescription, LaunchError, LaunchRunner
     from sim_bridge.launch.output import base_log_dir, make_run_log_dir
 

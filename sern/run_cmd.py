@@ -82,7 +82,7 @@ def _seed(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sern.cli import UsageError
+    from sern.errors import UsageError
 
     try:
         world = load_world(args.world)

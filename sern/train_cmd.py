@@ -11,6 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from sern import world_set
+from sern.errors import UsageError
 from sern.world_set import parse_value
 from worlds import make_task
 
@@ -49,8 +50,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sern.cli import UsageError
-
     world = world_set.load(args.world, args.world_set)
     if args.algo == "rollouts":
         return _run_rollouts(args, world)
@@ -77,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
     if config.teacher:  # a typo in the teacher's tuning should not wait for the data collection
-        from policies.base import PolicyContext
-        from policies.registry import PolicyError, make_scripted
+        from policies.base import PolicyContext, PolicyError
+        from policies.scripted import make_scripted
 
         try:
             make_scripted(PolicyContext.from_task(make_task(world)), config.teacher)
@@ -99,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if config.steer_search:  # steering needs a baseline that searches
         from policies.base import PolicyContext
-        from policies.registry import make_scripted
+        from policies.scripted import make_scripted
         from policies.steering import check_steerable
 
         try:
@@ -126,7 +125,6 @@ def _command() -> str:
 def _run_rollouts(args: argparse.Namespace, world) -> int:
     """``--algo rollouts``: rollout policy iteration of a steering choice."""
     from policies.rollout_iteration import RolloutIterationConfig, check_outcome, train
-    from sern.cli import UsageError
 
     if args.steps is not None or args.worlds is not None:
         raise UsageError("--steps and --worlds are PPO settings; --algo rollouts plays --set episodes=N per iteration")
@@ -142,7 +140,7 @@ def _run_rollouts(args: argparse.Namespace, world) -> int:
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
     from policies.base import PolicyContext
-    from policies.registry import make_scripted
+    from policies.scripted import make_scripted
     from policies.steering import check_steerable
 
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from sern.errors import UsageError
 from worlds import WorldFileError, WorldSpec, load_world, with_changes
 
 
@@ -21,8 +22,6 @@ def add_argument(p: argparse.ArgumentParser) -> None:
 def load(world: str, items: list[str]) -> WorldSpec:
     """The world ``world`` with the ``--world-set`` changes ``items``; UsageError naming what
     is wrong."""
-    from sern.cli import UsageError
-
     changes = {}
     for item in items:
         key, sep, value = item.partition("=")

@@ -9,7 +9,9 @@ import torch
 
 from policies.base import PolicyContext
 from policies.learned import LearnedPolicy
-from policies.mappo import TrainConfig, make_model, train
+from policies.mappo import train
+from policies.ppo_model import make_model
+from policies.train_config import TrainConfig
 from sim_bridge.batched_env import BatchedEnv
 from worlds import load_world, make_task
 
@@ -50,7 +52,21 @@ def test_the_critic_reads_the_state_and_the_actor_does_not():
     assert not torch.allclose(model.get_value(obs, state), model.get_value(obs, moved))
     with pytest.raises(ValueError, match="needs the task's critic state"):
         model.get_value(obs)
-    assert torch.equal(model.choose(obs), model.choose(obs))  # the actor takes observations only
+    # The actor takes observations only: its action is computed from them alone, and nothing
+    # it outputs depends on the state (no gradient reaches the state through it) while the
+    # critic's value does.
+    assert model.actor[0].in_features == env.obs_dim
+    torch.testing.assert_close(model.choose(obs), model.actor(model.obs_norm(obs)))
+    asked = state.clone().requires_grad_(True)
+    _, logp, entropy, value = model.get_action_and_value(obs, model.choose(obs), asked)
+    for actor_output in (logp, entropy):
+        (grad,) = torch.autograd.grad(actor_output.sum(), asked, allow_unused=True, retain_graph=True)
+        assert grad is None or not grad.any()
+    (grad,) = torch.autograd.grad(value.sum(), asked)
+    assert grad.abs().sum() > 0
+    _, logp_moved, _, value_moved = model.get_action_and_value(obs, model.choose(obs), moved)
+    torch.testing.assert_close(logp_moved, logp.detach(), rtol=0, atol=0)
+    assert not torch.allclose(value_moved, value.detach())
     with pytest.raises(ValueError, match="the navigation task has no critic state"):
         make_model(BatchedEnv("navigation", 1), TrainConfig(critic_state=True))
     with pytest.raises(ValueError, match="critic_state is for MAPPO"):

@@ -8,10 +8,14 @@ import pytest
 import torch
 
 from policies.base import PolicyContext
+from policies.collector import Collector
 from policies.learned import LearnedPolicy
-from policies.mappo import Collector, TrainConfig, as_sequences, make_model, train, unroll_memory
+from policies.mappo import train
 from policies.models import RunningNorm
+from policies.ppo_model import make_model
+from policies.ppo_update import as_sequences, unroll_memory
 from policies.registry import make_policy
+from policies.train_config import TrainConfig
 from sim_bridge.env import MultiRobotEnv
 from tests.test_training import small_world
 from worlds import load_world, load_world_data

@@ -10,10 +10,13 @@ import torch
 
 from policies.base import PolicyContext
 from policies.learned import LearnedPolicy
-from policies.mappo import TrainConfig, make_model, train
-from policies.registry import make_policy, make_scripted
+from policies.mappo import train
+from policies.ppo_model import make_model
+from policies.registry import make_policy
 from policies.residual import residual_command
 from policies.rollout import run_episodes
+from policies.scripted import make_scripted
+from policies.train_config import TrainConfig
 from sim_bridge.batched_env import BatchedEnv
 from sim_bridge.env import MultiRobotEnv
 from worlds import load_world

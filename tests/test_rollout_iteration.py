@@ -13,6 +13,7 @@ from policies.base import PolicyContext
 from policies.learned import LearnedPolicy
 from policies.rollout import run_episode
 from policies.rollout_iteration import (
+    SEED_BASE,
     Moments,
     RolloutIterationConfig,
     SteeredEpisode,
@@ -21,6 +22,7 @@ from policies.rollout_iteration import (
     play_with_branches,
     train,
 )
+from policies.scripted import make_scripted
 from policies.steering import Steering
 from sim_bridge.env import MultiRobotEnv
 from worlds import load_world
@@ -108,22 +110,41 @@ def test_fit_learns_which_moments_a_choice_pays_at(world):
     assert stats["fit_agreement"] > 0.95
 
 
+def _outcome(env, policy, seeds, metric: str) -> float:
+    return float(np.mean([run_episode(env, policy, s).metrics[metric] for s in seeds]))
+
+
 def test_a_short_run_writes_a_checkpoint_served_as_a_steering_policy(world, tmp_path):
-    config = RolloutIterationConfig(episodes=2, workers=2, epochs=20)
+    # judged by a continuous outcome (success is 1.0 on these seeds whatever the actor does)
+    outcome = "mean_coverage_fraction"
+    config = RolloutIterationConfig(episodes=2, workers=2, epochs=20, outcome=outcome)
     result = train(world, config, out=tmp_path / "coverage", log=lambda *_: None)
     meta = json.loads((tmp_path / "coverage.json").read_text())
     assert meta["steering"] == {"on": "holding_changes"} and meta["act"] == "mode"
     assert meta["train_config"]["algo"] == "rollouts"
     assert len(result.history) == 2  # a round that fits, a round that only plays its actor
     row, check = result.history
-    assert row["moments"] > 0 and row["success_rate"] in (0.0, 0.5, 1.0) and "moments" not in check
-    kept = max(range(2), key=lambda k: (result.history[k]["success_rate"], -k))  # ties keep the earlier
+    assert row["moments"] > 0 and "moments" not in check
+    kept = max(range(2), key=lambda k: (result.history[k][outcome], -k))  # ties keep the earlier
     assert result.chosen_fit == meta["train_metrics"]["chosen_fit"] == kept
+    # Each round's outcome is that of its actor on its own training seeds, replayed here: the
+    # first round's untrained actor keeps every choice, so it plays as the baseline does; the
+    # kept checkpoint plays its round's seeds as that round reported.
+    first = [SEED_BASE, SEED_BASE + 1]
+    second = [SEED_BASE + 2, SEED_BASE + 3]
     env = MultiRobotEnv(world)
-    policy = LearnedPolicy(PolicyContext.from_task(env.task), result.checkpoint)
-    assert policy.steering is not None and policy.steering.on == "holding_changes"
-    assert run_episode(env, policy, 5).metrics["coverage_fraction"] > 0
-    env.close()
+    try:
+        context = PolicyContext.from_task(env.task)
+        assert row[outcome] == _outcome(env, make_scripted(context), first, outcome)
+        policy = LearnedPolicy(context, result.checkpoint)
+        assert policy.steering is not None and policy.steering.on == "holding_changes"
+        if result.chosen_fit == 1:
+            assert check[outcome] == _outcome(env, policy, second, outcome)
+        else:  # the start was kept: the checkpoint is the baseline, and the fit played no better
+            assert check[outcome] <= row[outcome]
+            assert _outcome(env, policy, first, outcome) == row[outcome]
+    finally:
+        env.close()
 
 
 def test_config_is_checked():

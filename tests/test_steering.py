@@ -11,12 +11,16 @@ import pytest
 import torch
 
 from policies.base import PolicyContext
+from policies.collector import Collector
 from policies.learned import LearnedPolicy
-from policies.mappo import Collector, TrainConfig, make_model, ppo_update, train
+from policies.mappo import train
 from policies.models import RunningNorm
-from policies.registry import make_scripted
+from policies.ppo_model import make_model
+from policies.ppo_update import ppo_update
 from policies.rollout import run_episode
+from policies.scripted import make_scripted
 from policies.steering import KEEP_LOGITS, heading_vectors
+from policies.train_config import TrainConfig
 from sim_bridge.env import MultiRobotEnv
 from worlds import load_world, make_task
 

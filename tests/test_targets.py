@@ -11,12 +11,15 @@ import torch
 
 from policies.base import FunctionPolicy, PolicyContext
 from policies.learned import LearnedPolicy
-from policies.mappo import TrainConfig, make_model, train
+from policies.mappo import train
 from policies.models import MultiAgentActorCritic
-from policies.registry import make_policy, make_scripted
+from policies.ppo_model import make_model
+from policies.registry import make_policy
 from policies.residual import ScriptedTeam
 from policies.rollout import run_episodes, summarise
+from policies.scripted import make_scripted
 from policies.targets import TargetController
+from policies.train_config import TrainConfig
 from sim_bridge.batched_env import BatchedEnv
 from sim_bridge.env import MultiRobotEnv
 from worlds import load_world, make_task

@@ -9,12 +9,18 @@ import pytest
 import torch
 
 from policies import checkpoint
-from policies.base import PolicyContext
+from policies.base import PolicyContext, PolicyError
+from policies.collector import Collector
 from policies.imitation import clone_scripted_baseline
 from policies.learned import LearnedPolicy
-from policies.mappo import TrainConfig, make_model, train
-from policies.registry import PolicyError, make_policy, make_scripted
+from policies.mappo import train
+from policies.models import RunningNorm
+from policies.ppo_model import make_model
+from policies.ppo_update import ppo_update
+from policies.registry import make_policy
 from policies.rollout import run_episodes, summarise
+from policies.scripted import make_scripted
+from policies.train_config import TrainConfig
 from sim_bridge.batched_env import BatchedEnv
 from sim_bridge.env import MultiRobotEnv
 from worlds import load_world_data
@@ -160,3 +166,64 @@ def test_dagger_imitates_the_scripted_baseline_on_states_the_learner_visits(disc
     assert learned["collision_rate"] <= teacher["collision_rate"] + 0.2, learned["per_episode"]
     idle_like = learned["path_length_m"] < 0.5
     assert not idle_like, learned["per_episode"]
+
+
+def _second_rollout(config: TrainConfig):
+    """A model after one real PPO update (so its input statistics are not the identity) and
+    the rollout it then collects, with the value normalisation it acted with."""
+
+    torch.manual_seed(0)
+    collector = Collector(small_world(), config.num_worlds, config.seed)
+    model = make_model(collector.env, config)
+    value_norm = RunningNorm(1, clip=1e6)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
+    first = collector.collect(model, config.rollout_steps, value_norm, config)
+    ppo_update(model, optimizer, [first], value_norm, config)
+    return model, value_norm, collector.collect(model, config.rollout_steps, value_norm, config)
+
+
+def _reference_value_loss(model, rollout, value_norm, config: TrainConfig) -> float:
+    """The value loss before any step, computed here from the rollout alone: GAE over the
+    values the critic gave while acting (and its value of the last observations under the same
+    input statistics), targets normalised by the value statistics updated with the returns,
+    and the critic's values as they were while acting."""
+    import copy
+
+    std = float(torch.sqrt(value_norm.var + 1e-8))
+    mean = float(value_norm.mean)
+    with torch.no_grad():
+        next_value = model.get_value(rollout.next_obs).numpy() * std + mean
+    values = rollout.val.numpy() * std + mean
+    rew, done, mask = rollout.rew.numpy(), rollout.done.numpy(), rollout.mask.numpy().astype(bool)
+    adv = np.zeros_like(rew)
+    last = np.zeros_like(rew[0])
+    for t in reversed(range(len(rew))):
+        after = next_value if t == len(rew) - 1 else values[t + 1]
+        delta = rew[t] + config.gamma * after * (1 - done[t]) - values[t]
+        last = delta + config.gamma * config.gae_lambda * (1 - done[t]) * last
+        adv[t] = last
+    returns = adv + values
+    updated = copy.deepcopy(value_norm)
+    updated.update(torch.as_tensor(returns[mask]).reshape(-1, 1))
+    target = (returns - float(updated.mean)) / float(torch.sqrt(updated.var + 1e-8))
+    return float(0.5 * ((rollout.val.numpy() - target) ** 2)[mask].mean())
+
+
+@pytest.mark.parametrize("memory", [0, 8])
+def test_ppo_starts_each_update_at_ratio_one_with_one_normalisation(memory):
+    """Before the first gradient step of an update the policy is the one that acted: the
+    importance ratio is 1 for every sample (a learning rate of 0 keeps it there, so the
+    approximate KL is 0), and GAE and the value loss see the critic's values under the input
+    statistics it acted with. The statistics then learn from the rollout, after the update."""
+    config = TrainConfig(num_worlds=4, rollout_steps=16, update_epochs=2, minibatches=2, memory=memory, memory_chunk=8)
+    model, value_norm, rollout = _second_rollout(config)
+    expected_value_loss = _reference_value_loss(model, rollout, value_norm, config)
+    count = float(model.obs_norm.count)
+    frozen = torch.optim.Adam(model.parameters(), lr=0.0)
+    one_pass = TrainConfig(**{**config.__dict__, "update_epochs": 1, "minibatches": 1})
+    stats = ppo_update(model, frozen, [rollout], value_norm, one_pass)
+    assert abs(stats["approx_kl"]) < 1e-9, stats  # ratio 1 everywhere
+    assert stats["clip_fraction"] == 0.0, stats
+    assert stats["value_loss"] == pytest.approx(expected_value_loss, rel=1e-4), stats
+    active = int(rollout.mask.sum())
+    assert float(model.obs_norm.count) == pytest.approx(count + active)  # learned, after the update

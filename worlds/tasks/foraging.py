@@ -48,9 +48,9 @@ from worlds.errors import Problem
 from worlds.layout import PlacementError
 from worlds.ranges import Distance_m, Duration_s, Length_m, Neighbours, RewardWeight
 from worlds.spec import Region, Spec, Vec2, WorldSpec
-from worlds.tasks.base import ObservationPart, Snapshot, Task
+from worlds.tasks.base import ObservationPart, Snapshot, Task, region_problem
+from worlds.tasks.kernels import length, nearest_rows, neighbour_rows, wall_distances
 from worlds.tasks.navigation import rotate_into
-from worlds.tasks.pursuit import length, nearest_rows, neighbour_rows, region_problem, wall_distances
 
 ITEM_RADIUS_M = 0.1  # items keep this far from walls and obstacles, and twice this apart
 FLOOR, CARRIED, DELIVERED = 0, 1, 2  # item states

@@ -51,15 +51,9 @@ from worlds.errors import Problem
 from worlds.layout import PlacementError
 from worlds.ranges import Distance_m, Duration_s, Length_m, Neighbours, RewardWeight, Speed_mps
 from worlds.spec import Region, Spec, WorldSpec
-from worlds.tasks.base import ObservationPart, Snapshot, Task
+from worlds.tasks.base import ObservationPart, Snapshot, Task, region_problem
+from worlds.tasks.kernels import ObstacleShapes, length, neighbour_rows, wall_distances
 from worlds.tasks.navigation import rotate_into
-from worlds.tasks.pursuit import (
-    ObstacleShapes,
-    length,
-    neighbour_rows,
-    region_problem,
-    wall_distances,
-)
 
 PUSH_ROUNDS = 8  # projection rounds that clear the pushers
 START_GAP_M = 0.3  # free space kept between the object and the robots at the start
