@@ -22,7 +22,7 @@ demo: setup
 	$(BIN)/sern demo --world navigation --seconds 60 --out runs/demo
 
 test: setup lint
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 lint: setup
 	$(BIN)/ruff check .
