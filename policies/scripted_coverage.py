@@ -27,6 +27,7 @@ import numpy as np
 
 from policies.base import Policy, PolicyContext
 from policies.targets import cap_speed, drive_to, separation_push
+from policies.vectors import lengths, vector_length
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ class CoveragePolicy(Policy):
         if not self.searching(agent):
             return
         direction = np.asarray(direction, dtype=float)
-        norm = float(np.linalg.norm(direction))
+        norm = vector_length(direction)
         if norm < 1e-9:
             raise ValueError(f"a search direction needs a length, got {direction.tolist()}")
         self._explore[agent] = direction / norm
@@ -153,7 +154,7 @@ class CoveragePolicy(Policy):
         if leaving_for is not None:
             target = leaving_for
         elif len(lm):
-            d = np.linalg.norm(robots[:, None, :] - lm[None, :, :2], axis=-1)  # (robots, landmarks)
+            d = lengths(robots[:, None, :] - lm[None, :, :2], axis=-1)  # (robots, landmarks)
             # Taken by a robot out of my sight: not mine to take.
             unseen_taker = (lm[:, 2] > 0.5) & (d[1:].min(axis=0, initial=np.inf) > cfg.taken_by_seen_m)
             d[:, unseen_taker] = np.inf
@@ -173,15 +174,13 @@ class CoveragePolicy(Policy):
             holding = self._could_hand_off(agent, lm, target, leaving_for)
             seen, self._neighbours_seen[agent] = self._neighbours_seen.get(agent), len(nb)
             anew = holding and (
-                before is None
-                or float(np.linalg.norm(self._other_free[agent] - before)) > cfg.recognise_m
-                or seen != len(nb)
+                before is None or vector_length(self._other_free[agent] - before) > cfg.recognise_m or seen != len(nb)
             )
             self._last[agent] = _Decision(slot=target, holding=holding, holding_anew=anew)
         elif report is not None:  # another robot says where a free landmark is: go and look
             desired = drive_to(report, cfg.gain, cfg.stop_m, lim.max_linear_speed_mps)
             self._explore.pop(agent, None)
-            self._last[agent] = _Decision(direction=report / max(float(np.linalg.norm(report)), 1e-6), reported=True)
+            self._last[agent] = _Decision(direction=report / max(vector_length(report), 1e-6), reported=True)
         else:
             before = self._explore.get(agent)
             direction = self._explore_direction(agent, nb, lm, self._walls(obs, nb))
@@ -200,9 +199,9 @@ class CoveragePolicy(Policy):
         goal = self._leaving_for.pop(agent, None)
         if goal is None or not len(lm):
             return None
-        j = int(np.argmin(np.linalg.norm(lm[:, :2] - goal, axis=1)))
-        arrived = float(np.linalg.norm(lm[j, :2])) < self.config.hold_m
-        if np.linalg.norm(lm[j, :2] - goal) > self.config.recognise_m or lm[j, 2] > 0.5 or arrived:
+        j = int(np.argmin(lengths(lm[:, :2] - goal, axis=1)))
+        arrived = vector_length(lm[j, :2]) < self.config.hold_m
+        if vector_length(lm[j, :2] - goal) > self.config.recognise_m or lm[j, 2] > 0.5 or arrived:
             return None
         self._leaving_for[agent] = lm[j, :2].copy()
         return j
@@ -211,13 +210,13 @@ class CoveragePolicy(Policy):
         """Whether the robot holds landmark ``target`` and sees another nobody covers (kept
         as where ``hand_off`` sends it)."""
         self._other_free.pop(agent, None)
-        if leaving_for is not None or float(np.linalg.norm(lm[target, :2])) >= self.config.hold_m:
+        if leaving_for is not None or vector_length(lm[target, :2]) >= self.config.hold_m:
             return False
         free = np.flatnonzero(lm[:, 2] < 0.5)
         free = free[free != target]
         if not len(free):
             return False
-        self._other_free[agent] = lm[free[np.argmin(np.linalg.norm(lm[free, :2], axis=1))], :2].copy()
+        self._other_free[agent] = lm[free[np.argmin(lengths(lm[free, :2], axis=1))], :2].copy()
         return True
 
     def _report(self, obs: np.ndarray) -> np.ndarray | None:
@@ -228,7 +227,7 @@ class CoveragePolicy(Policy):
         said = heard[(heard[:, 2] > 0.5) & (heard[:, 5] > 0.5), 3:5]
         if not len(said):
             return None
-        return said[int(np.argmin(np.linalg.norm(said, axis=1)))]
+        return said[int(np.argmin(lengths(said, axis=1)))]
 
     def _walls(self, obs: np.ndarray, nb: np.ndarray) -> np.ndarray:
         """Unit vectors (robot frame) toward lidar returns nearer than ``wall_m`` that no
@@ -237,7 +236,7 @@ class CoveragePolicy(Policy):
         near = ranges < self.config.wall_m
         points = ranges[near, None] * self._dirs[near]
         if len(nb) and len(points):
-            gap = np.linalg.norm(points[:, None, :] - nb[None, :, :2], axis=-1).min(axis=1)
+            gap = lengths(points[:, None, :] - nb[None, :, :2], axis=-1).min(axis=1)
             keep = gap > 0.5
             return self._dirs[near][keep]
         return self._dirs[near]
@@ -248,15 +247,15 @@ class CoveragePolicy(Policy):
         direction = self._explore.get(agent)
         if direction is None:
             seen = np.vstack([nb[:, :2], lm[lm[:, 2] > 0.5, :2]])
-            unit = seen / np.maximum(np.linalg.norm(seen, axis=1, keepdims=True), 1e-6)
+            unit = seen / np.maximum(lengths(seen, axis=1, keepdims=True), 1e-6)
             direction = -unit.sum(axis=0)
-            if float(np.linalg.norm(direction)) < 1e-6:
+            if vector_length(direction) < 1e-6:
                 direction = np.array([1.0, 0.0])
         for n in walls:  # reflect off each wall the direction runs into
             into = float(direction @ n)
             if into > 0.0:
                 direction = direction - 2.0 * into * n
-        direction = direction / max(float(np.linalg.norm(direction)), 1e-6)
+        direction = direction / max(vector_length(direction), 1e-6)
         self._explore[agent] = direction
         return direction
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from policies.base import Policy, PolicyContext
 from policies.scripted_pursuit import SweepSearch, holonomic_command, neighbour_push, sidestep, visible, wall_push
+from policies.vectors import vector_length
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class ForagingPolicy(Policy):
             near_wall_ok = True  # items may lie by a wall: go and get them
         else:
             direction = self._search.direction(agent, walls) + neighbour_push(neighbours, cfg.spread_m)
-        direction = direction / max(float(np.linalg.norm(direction)), 1e-9)
+        direction = direction / max(vector_length(direction), 1e-9)
         direction += 1.5 * neighbour_push(neighbours, cfg.avoid_m)
         direction += 2.0 * sidestep(neighbours, obs[self._vel], cfg.clearance_m, cfg.horizon_s)
         if not near_wall_ok:

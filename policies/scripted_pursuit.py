@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from policies.base import Policy, PolicyContext
+from policies.vectors import clamp, vector_length
 from worlds.robots import Limits
 
 
@@ -44,24 +45,26 @@ class PursuitConfig:
 
 def holonomic_command(direction: np.ndarray, speed: float, limits: Limits) -> np.ndarray:
     """(vx, vy) along ``direction`` (robot frame) at ``speed``, within the robot's limits."""
-    norm = float(np.linalg.norm(direction))
+    norm = vector_length(direction)
     if norm < 1e-9:
         return np.zeros(2, dtype=np.float32)
     v = np.asarray(direction, dtype=float) / norm * min(speed, limits.max_linear_speed_mps)
-    v[0] = np.clip(v[0], limits.min_linear_speed_mps, limits.max_linear_speed_mps)
-    v[1] = np.clip(v[1], -limits.max_angular_speed_radps, limits.max_angular_speed_radps)
+    v[0] = clamp(v[0], limits.min_linear_speed_mps, limits.max_linear_speed_mps)
+    v[1] = clamp(v[1], -limits.max_angular_speed_radps, limits.max_angular_speed_radps)
     return v.astype(np.float32)
 
 
 def neighbour_push(neighbours: np.ndarray, within_m: float) -> np.ndarray:
     """Σ over neighbours nearer than ``within_m`` of a unit vector away from each, weighted
     by how far inside that distance it is (robot frame)."""
-    push = np.zeros(2)
-    for x, y, *_ in neighbours:
+    px = py = 0.0
+    for x, y, *_ in neighbours.tolist():
         d = float(np.hypot(x, y))
         if 1e-6 < d < within_m:
-            push -= (1.0 - d / within_m) * np.array([x, y]) / d
-    return push
+            weight = 1.0 - d / within_m
+            px -= weight * x / d
+            py -= weight * y / d
+    return np.array([px, py])
 
 
 def sidestep(neighbours: np.ndarray, velocity: np.ndarray, clearance_m: float, horizon_s: float) -> np.ndarray:
@@ -73,11 +76,11 @@ def sidestep(neighbours: np.ndarray, velocity: np.ndarray, clearance_m: float, h
         r = np.array([x, y])
         v = np.array([vx, vy]) - velocity  # the neighbour's motion relative to mine
         vv = float(v @ v)
-        t = 0.0 if vv < 1e-9 else float(np.clip(-(r @ v) / vv, 0.0, horizon_s))
+        t = 0.0 if vv < 1e-9 else clamp(float(-(r @ v) / vv), 0.0, horizon_s)
         closest = r + v * t
-        d = float(np.linalg.norm(closest))
+        d = vector_length(closest)
         if d < clearance_m:
-            away = -closest / d if d > 1e-6 else np.array([-r[1], r[0]]) / max(float(np.linalg.norm(r)), 1e-6)
+            away = -closest / d if d > 1e-6 else np.array([-r[1], r[0]]) / max(vector_length(r), 1e-6)
             push += (1.0 - t / horizon_s) * (1.0 - d / clearance_m) * away
     return push
 
@@ -166,7 +169,7 @@ class PursuitPolicy(Policy):
             if ahead[k] >= 1 and mine[k] > 1.0:
                 lead = min(lead + cfg.cutoff_lead_s, cfg.max_lead_s + cfg.cutoff_lead_s)
             direction = np.array([ex + evx * lead, ey + evy * lead])
-            direction /= max(float(np.linalg.norm(direction)), 1e-9)
+            direction /= max(vector_length(direction), 1e-9)
             direction += 1.5 * neighbour_push(neighbours, cfg.avoid_m)
         else:
             direction = self._search.direction(agent, walls) + neighbour_push(neighbours, cfg.spread_m)

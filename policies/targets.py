@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from policies.base import PolicyContext
+from policies.vectors import lengths
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class TargetConfig:
 def drive_to(rel: np.ndarray, gain: float, stop_m: float, max_mps: float) -> np.ndarray:
     """Velocity (..., 2) toward targets at ``rel`` (..., 2) in the robot frame: ``gain`` m/s
     per metre, at most ``max_mps``, zero within ``stop_m``."""
-    dist = np.linalg.norm(rel, axis=-1, keepdims=True)
+    dist = lengths(rel, axis=-1, keepdims=True)
     scale = np.minimum(gain, max_mps / np.maximum(dist, 1e-9))
     return np.where(dist < stop_m, 0.0, rel * scale)
 
@@ -58,14 +59,14 @@ def drive_to(rel: np.ndarray, gain: float, stop_m: float, max_mps: float) -> np.
 def separation_push(nb_rel: np.ndarray, present: np.ndarray, radius_m: float, gain: float) -> np.ndarray:
     """Velocity (..., 2) away from neighbours at ``nb_rel`` (..., k, 2) (``present`` (..., k)
     marks real ones): ``gain`` m/s at contact, falling linearly to 0 at ``radius_m``."""
-    gap = np.maximum(np.linalg.norm(nb_rel, axis=-1), 1e-6)
+    gap = np.maximum(lengths(nb_rel, axis=-1), 1e-6)
     push = np.clip(1.0 - gap / radius_m, 0.0, None) * present
     return -gain * (push[..., None] * nb_rel / gap[..., None]).sum(axis=-2)
 
 
 def cap_speed(desired: np.ndarray, max_mps: float, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """``desired`` (..., 2) scaled down to ``max_mps`` if faster, then clipped to the limits."""
-    speed = np.linalg.norm(desired, axis=-1, keepdims=True)
+    speed = lengths(desired, axis=-1, keepdims=True)
     desired = desired * np.minimum(1.0, max_mps / np.maximum(speed, 1e-9))
     return np.clip(desired, low, high)
 

@@ -17,9 +17,8 @@ import numpy as np
 
 from sim_bridge.backends import kinematics as K
 from sim_bridge.backends.base import Backend, Capabilities, Dynamics, RobotStates
+from worlds.compiled import build_for
 from worlds.spec import BoxObstacle, WorldSpec
-
-PARALLEL_FROM = 64  # worlds per batch from which the multi-threaded kernels pay off
 
 
 class KinematicBackend(Backend):
@@ -61,10 +60,9 @@ class KinematicBackend(Backend):
         self._lidar_valid = False
         self.time_s = np.zeros(B)
         self._dt = world.control_dt
-        parallel = B >= PARALLEL_FROM
-        self._integrate = K.integrate_parallel if parallel else K.integrate
-        self._collide = K.collide_parallel if parallel else K.collide
-        self._cast = K.lidar_parallel if parallel else K.lidar
+        self._integrate = build_for(B, K.integrate, K.integrate_parallel)
+        self._collide = build_for(B, K.collide, K.collide_parallel)
+        self._cast = build_for(B, K.lidar, K.lidar_parallel)
         self._built = False
 
     # ---- episode ---------------------------------------------------------------------------

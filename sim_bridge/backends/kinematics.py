@@ -10,12 +10,11 @@ the backend picks by batch size (threads cost more than they give on small batch
 from __future__ import annotations
 
 import math
-import types
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-_OPTS = {"cache": True, "fastmath": True, "nogil": True}
+from worlds.compiled import serial_and_parallel
 
 
 def _integrate(pos, yaw, vel, target, accel, max_speed, holonomic, dt):
@@ -203,17 +202,6 @@ def _lidar(pos, yaw, radii, angles, rmin, rmax, cyl, box, hx, hy, walls, out):
                     out[b, i, a] = rmin
 
 
-def _named(fn, name: str):
-    """A copy of ``fn`` under another name: numba's on-disk cache keys on the name, and the
-    serial and parallel builds must not share an entry."""
-    copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
-    copy.__qualname__ = name
-    return copy
-
-
-integrate = njit(**_OPTS)(_named(_integrate, "integrate_serial"))
-integrate_parallel = njit(parallel=True, **_OPTS)(_named(_integrate, "integrate_parallel"))
-collide = njit(**_OPTS)(_named(_collide, "collide_serial"))
-collide_parallel = njit(parallel=True, **_OPTS)(_named(_collide, "collide_parallel"))
-lidar = njit(**_OPTS)(_named(_lidar, "lidar_serial"))
-lidar_parallel = njit(parallel=True, **_OPTS)(_named(_lidar, "lidar_parallel"))
+integrate, integrate_parallel = serial_and_parallel(_integrate)
+collide, collide_parallel = serial_and_parallel(_collide)
+lidar, lidar_parallel = serial_and_parallel(_lidar)

@@ -9,11 +9,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from worlds.compiled import build_for, serial_and_parallel
 from worlds.spec import BoxObstacle, WorldSpec
 
 
-@njit(cache=True, fastmath=True, nogil=True, parallel=True)
-def neighbour_features(poses, twists, k, radius, out):
+def _neighbour_features(poses, twists, k, radius, out):
     """out (B, N, 5k): for each robot the k nearest others within ``radius``, in its own
     frame: x, y, vx, vy, 1; zeros pad. Twists are body-frame (vx, vy, wz)."""
     B, N = poses.shape[0], poses.shape[1]
@@ -46,6 +46,14 @@ def neighbour_features(poses, twists, k, radius, out):
                 out[b, i, base + 2] = ci * vx + si * vy
                 out[b, i, base + 3] = -si * vx + ci * vy
                 out[b, i, base + 4] = 1.0
+
+
+neighbour_features_serial, neighbour_features_parallel = serial_and_parallel(_neighbour_features)
+
+
+def neighbour_features(poses, twists, k, radius, out) -> None:
+    """``_neighbour_features`` by the build that suits the batch (see ``worlds.compiled``)."""
+    build_for(poses.shape[0], neighbour_features_serial, neighbour_features_parallel)(poses, twists, k, radius, out)
 
 
 def length(vectors: np.ndarray) -> np.ndarray:
