@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 from conftest import NAVIGATION, REPO, write_world
 
+from sern.cli import main as cli_main
+
 SERN = shutil.which("sern", path=str(Path(sys.executable).parent)) or "sern"
 
 
@@ -72,9 +74,19 @@ def test_bad_inputs_exit_2_with_a_message_not_a_traceback(tmp_path, navigation_d
     assert not (tmp_path / "x" / "metrics.json").exists()
 
 
-def test_train_refuses_settings_that_cannot_work_with_exit_2(tmp_path):
+def _sern_in_process(capsys, *args) -> tuple[int, str]:
+    """``sern ARGS`` through the same ``main`` the console script calls, in this process
+    (no interpreter and torch start per case): its exit code and stderr."""
+    capsys.readouterr()
+    code = cli_main(list(args))
+    return code, capsys.readouterr().err
+
+
+def test_train_refuses_settings_that_cannot_work_with_exit_2(tmp_path, capsys):
+    res = _sern("train", "navigation", "--set", "targets=true", "--steps", "1", "--out", str(tmp_path / "x"))
+    assert res.returncode == 2 and "the navigation task's has no landmarks" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr  # the console script itself; the rest by its main
     cases = [
-        (("navigation", "--set", "targets=true"), "the navigation task's has no landmarks"),
         (("coverage", "--set", "targets=true", "--set", "discrete_per_axis=3"), "no command grid"),
         (("coverage", "--set", "learning_rat=0.1"), "--set learning_rat: not a training setting"),
         (("navigation", "--set", "steer_search=true"), "the navigation baseline does not search"),
@@ -84,10 +96,9 @@ def test_train_refuses_settings_that_cannot_work_with_exit_2(tmp_path):
         (("coverage", "--world-set", "task.params.relay_radius_m=-1"), "task.params.relay_radius_m"),
     ]
     for args, message in cases:
-        res = _sern("train", *args, "--steps", "1", "--out", str(tmp_path / "x"))
-        assert res.returncode == 2, (args, res.stderr)
-        assert message in res.stderr, (args, res.stderr)
-        assert "Traceback" not in res.stderr
+        code, err = _sern_in_process(capsys, "train", *args, "--steps", "1", "--out", str(tmp_path / "x"))
+        assert code == 2, (args, err)
+        assert message in err, (args, err)
     assert not (tmp_path / "x.pt").exists()
     rollouts = [
         (("coverage", "--steps", "5"), "--steps and --worlds are PPO settings"),
@@ -97,10 +108,9 @@ def test_train_refuses_settings_that_cannot_work_with_exit_2(tmp_path):
         (("navigation",), "the navigation baseline does not search"),
     ]
     for args, message in rollouts:
-        res = _sern("train", "--algo", "rollouts", *args, "--out", str(tmp_path / "y"))
-        assert res.returncode == 2, (args, res.stderr)
-        assert message in res.stderr, (args, res.stderr)
-        assert "Traceback" not in res.stderr
+        code, err = _sern_in_process(capsys, "train", "--algo", "rollouts", *args, "--out", str(tmp_path / "y"))
+        assert code == 2, (args, err)
+        assert message in err, (args, err)
     assert not (tmp_path / "y.pt").exists()
 
 
