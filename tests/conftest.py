@@ -45,3 +45,10 @@ def open_world(**overrides) -> dict:
     n = sum(group["count"] for group in data["robots"])
     data["task"]["params"]["goals"] = {"poses": [[4.0, -3.0 + 2.0 * k] for k in range(n)]}
     return data
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``slow`` (whole episodes, training runs) first, so that under
+    ``pytest -n 2 --dist worksteal`` no long test starts near the end of the run and keeps one
+    core busy alone while the other idles; otherwise the order of collection."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -112,6 +112,7 @@ def test_memory_settings_are_checked():
         TrainConfig(memory=-1)
 
 
+@pytest.mark.slow
 def test_short_training_with_memory_improves_the_return(tmp_path):
     config = TrainConfig(total_agent_steps=120_000, num_worlds=16, rollout_steps=64, memory=32, memory_chunk=16, seed=1)
     result = train(small_world(), config, out=tmp_path / "rnn", progress=False)

@@ -114,6 +114,7 @@ def _outcome(env, policy, seeds, metric: str) -> float:
     return float(np.mean([run_episode(env, policy, s).metrics[metric] for s in seeds]))
 
 
+@pytest.mark.slow
 def test_a_short_run_writes_a_checkpoint_served_as_a_steering_policy(world, tmp_path):
     # judged by a continuous outcome (success is 1.0 on these seeds whatever the actor does)
     outcome = "mean_coverage_fraction"

@@ -53,6 +53,7 @@ def _compare(task: str) -> dict:
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", BEATS)
 def test_learned_policy_beats_the_scripted_baseline_on_100_held_out_seeds(task):
     result = _compare(task)
@@ -60,6 +61,7 @@ def test_learned_policy_beats_the_scripted_baseline_on_100_held_out_seeds(task):
     assert result["diff_ci95"][0] > 0 and result["learned_success"] >= result["scripted_success"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", TIES)
 def test_learned_policy_is_not_worse_than_the_scripted_baseline_on_100_held_out_seeds(task):
     """A tie, said as one: no claim that it beats the baseline."""
@@ -68,6 +70,7 @@ def test_learned_policy_is_not_worse_than_the_scripted_baseline_on_100_held_out_
     assert result["diff_ci95"][1] >= 0 and result["learned_success"] >= result["scripted_success"]
 
 
+@pytest.mark.slow
 def test_navigation_policy_meets_its_goal_on_held_out_seeds():
     """Issue 5's bar on the engine it was trained on: success >= 95 %, collision rate <= 2 %,
     acting as shipped (the sidecar's act), 20 held-out episodes."""

@@ -49,6 +49,7 @@ def small_world():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["mappo", "ippo"])
 def test_short_training_improves_the_return(algo, tmp_path):
     world = small_world()
@@ -143,6 +144,7 @@ def test_teacher_tuning_changes_the_baseline_and_names_unknown_settings():
         env.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("discrete", [0, 7])
 def test_dagger_imitates_the_scripted_baseline_on_states_the_learner_visits(discrete):
     """Cloning then DAgger: the learner, driving alone on held-out seeds, does about as well

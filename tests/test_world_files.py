@@ -552,6 +552,7 @@ def test_a_region_too_small_for_another_seed_is_a_located_error_not_a_traceback(
 # ---- the mutation fuzz ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_mutated_shipped_worlds_are_refused_cleanly_or_run():
     # A few hundred seeded mutations of the shipped worlds, each through `sern check` and,
     # when valid, a short `sern run` (benchmarks/world_fuzz.py; thousands there).
