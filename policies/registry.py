@@ -72,7 +72,14 @@ def shipped_checkpoint(task_name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def default_policy(task_name: str) -> str:
-    """What ``sern run`` uses when no policy is given: the shipped checkpoint, else the
-    scripted baseline."""
-    return "learned" if shipped_checkpoint(task_name) is not None else "scripted"
+def default_policy(context: PolicyContext) -> tuple[Policy, str | None]:
+    """What ``sern run`` uses when no policy is given: the task's shipped checkpoint if it
+    fits the world (a world may change what the robots observe: other lidar beams,
+    neighbours, messages), else the scripted baseline. Returns the policy and, when a shipped
+    checkpoint was passed over, why (to tell the user; ``--policy learned`` insists)."""
+    if shipped_checkpoint(context.task_name) is None:
+        return make_scripted(context), None
+    try:
+        return make_policy("learned", context), None
+    except PolicyError as err:
+        return make_scripted(context), f"the shipped checkpoint does not fit this world ({err})"

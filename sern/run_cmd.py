@@ -102,14 +102,19 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     try:
+        context = PolicyContext.from_task(env.task)
         if args.policy is None:
             from policies.registry import default_policy
 
-            args.policy = default_policy(world.task.name)
-        try:
-            policy = make_policy(args.policy, PolicyContext.from_task(env.task))
-        except PolicyError as err:
-            raise UsageError(str(err)) from None
+            policy, passed_over = default_policy(context)
+            args.policy = "scripted" if passed_over or policy.name == "scripted" else "learned"
+            if passed_over:
+                print(f"sern run: running the scripted baseline: {passed_over}", file=sys.stderr)
+        else:
+            try:
+                policy = make_policy(args.policy, context)
+            except PolicyError as err:
+                raise UsageError(str(err)) from None
         out: Path = args.out
         try:  # before the episodes, not after them
             out.mkdir(parents=True, exist_ok=True)

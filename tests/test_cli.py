@@ -55,6 +55,24 @@ def test_run_by_world_name_from_anywhere(tmp_path):
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["success_rate"] == 0.0
 
 
+def test_run_falls_back_to_the_baseline_when_the_shipped_checkpoint_does_not_fit(tmp_path, capsys):
+    """open_field is a navigation world whose robots see less (fewer lidar beams) than the
+    shipped navigation checkpoint was trained on: with no --policy the run says so and drives
+    the scripted baseline; --policy learned insists, and is refused."""
+    code, err = _sern_in_process(capsys, "run", "open_field", "--episodes", "1", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert "running the scripted baseline: the shipped checkpoint does not fit this world" in err
+    assert "expects observations of size" in err
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["policy"] == "scripted" and metrics["success_rate"] == 1.0
+    code, err = _sern_in_process(capsys, "run", "open_field", "--policy", "learned", "--out", str(tmp_path / "l"))
+    assert code == 2 and "expects observations of size" in err, err
+    args = ("run", "navigation", "--backend", "kinematic", "--episodes", "1", "--out", str(tmp_path / "n"))
+    code, err = _sern_in_process(capsys, *args)
+    assert code == 0 and "scripted baseline" not in err, err  # a world the checkpoint fits: the checkpoint
+    assert json.loads((tmp_path / "n" / "metrics.json").read_text())["policy"] == "learned"
+
+
 def test_bad_inputs_exit_2_with_a_message_not_a_traceback(tmp_path, navigation_data):
     navigation_data["robots"][0]["spawn"] = {"poses": [[0.0, 0.0, 0.0]]}
     bad_world = write_world(tmp_path, navigation_data)
