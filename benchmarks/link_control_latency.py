@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sim_bridge.processes import stop_processes
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAFFIC = ROOT / "benchmarks" / "link_traffic.py"
 DOMAINS = (int(os.environ.get("SERN_BENCH_DOMAIN", "230")), int(os.environ.get("SERN_BENCH_DOMAIN", "230")) + 1)
@@ -96,13 +98,7 @@ def run_phase(workdir: Path, tag: str, cameras: int, warmup_s: float, seconds: f
         time.sleep(seconds)
         t1 = time.time()
     finally:
-        for p in procs[::-1]:
-            p.send_signal(2)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
         for log in logs:
             log.close()
     result = latencies(dict(np.load(robot_log)), dict(np.load(twin_log)), t0, t1)

@@ -38,6 +38,7 @@ import numpy as np
 import yaml
 
 from sim_bridge.netem.namespaces import EmulatedLink, available
+from sim_bridge.processes import stop_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -129,13 +130,7 @@ def run_one(workdir: Path, name: str, adaptive: bool, warmup_s: float, seconds: 
             after = link.stats()
             status = diagnostics(link, env)
         finally:
-            for p in procs[::-1]:
-                p.send_signal(2)
-            for p in procs:
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(procs)
             for log in logs:
                 log.close()
     robot = dict(np.load(workdir / f"{tag}_robot.npz"))

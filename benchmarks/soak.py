@@ -46,6 +46,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from sim_bridge.processes import stop_processes
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SPACING_M = 25.0  # between robots' home positions: curves within HOME_RADIUS_M never meet
@@ -302,14 +304,7 @@ def run(args, workdir: Path) -> dict:
                     print(f"soak: {done:.1f} of {args.minutes:g} min", file=sys.stderr)
             stats = link.stats()
         finally:
-            for p in reversed(procs):
-                if p.proc and p.proc.poll() is None:
-                    p.proc.send_signal(signal.SIGINT)
-            for p in procs:
-                try:
-                    p.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.proc.kill()
+            stop_processes([p.proc for p in procs if p.proc], timeout_s=30)
             for log in logs:
                 log.close()
     probes = {role: dict(np.load(workdir / f"probe_{role}.npz", allow_pickle=True)) for role in ("robot", "twin")}

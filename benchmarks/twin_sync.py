@@ -37,6 +37,7 @@ import numpy as np
 
 from sim_bridge import twin_eval
 from sim_bridge.netem.namespaces import EmulatedLink, available
+from sim_bridge.processes import stop_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD = ROOT / "worlds" / "open_field.yaml"
@@ -112,13 +113,7 @@ def run_experiment(workdir: Path, clean_s: float, impaired_s: float, domain: int
             marks["impaired_end"] = time.time()
             marks["link_stats"] = link.stats()
         finally:
-            for p in procs:
-                p.send_signal(2)
-            for p in procs:
-                try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(procs, timeout_s=15)
             for log in logs:
                 log.close()
     for f in (truth_file, twin_file):

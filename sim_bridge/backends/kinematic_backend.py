@@ -11,14 +11,13 @@ training; PyBullet is for physical fidelity. It steps at the world's control rat
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from sim_bridge.backends import kinematics as K
 from sim_bridge.backends.base import Backend, Capabilities, Dynamics, RobotStates
 from worlds.compiled import build_for
-from worlds.spec import BoxObstacle, WorldSpec
+from worlds.spec import WorldSpec
+from worlds.tasks.kernels import ObstacleShapes
 
 
 class KinematicBackend(Backend):
@@ -38,17 +37,9 @@ class KinematicBackend(Backend):
         scale = max(1.0 - self.dynamics.wheel_slip, 0.0)
         self.accel = np.array([[lm.max_linear_accel_mps2, lm.max_angular_accel_radps2] for lm in lim])
         self.max_speed = np.array([[lm.max_linear_speed_mps * scale, lm.max_angular_speed_radps] for lm in lim])
-        cyl, box = [], []
-        for o in world.obstacles:
-            if isinstance(o, BoxObstacle):
-                yaw = math.radians(o.yaw_deg)
-                box.append((*o.position, math.cos(yaw), math.sin(yaw), o.size_m[0] / 2, o.size_m[1] / 2))
-            else:
-                cyl.append((*o.position, o.radius_m))
-        self.cylinders = np.array(cyl, dtype=float).reshape(-1, 3)
-        self.boxes = np.array(box, dtype=float).reshape(-1, 6)
-        self.hx, self.hy = world.arena.half_extents
-        self.walls = world.arena.walls
+        shapes = ObstacleShapes(world)
+        self.cylinders, self.boxes = shapes.cylinders, shapes.boxes
+        self.hx, self.hy, self.walls = shapes.hx, shapes.hy, shapes.walls
         lidar = world.sensors.lidar
         self.beam_angles = lidar.angles()
         self.pos = np.zeros((B, N, 2))
