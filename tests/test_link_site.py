@@ -186,3 +186,64 @@ def test_images_are_encoded_and_decoded_off_the_command_threads(sites, monkeypat
     assert robot.faults.count("images_superseded") >= 1
     header, pixels = image_cdr.parse_image(twin_port.of(CAM)[-1])
     assert header.frame_id == "robot_0/camera" and pixels.shape == (24, 32, 3)  # JPEG at half scale to start
+
+
+def test_a_publisher_the_planner_replaces_while_threads_send_is_undeclared_once_free(sites, monkeypatch):
+    """The planner switches a command stream between reliable and best effort (a new zenoh
+    publisher each time) while three threads send on it. Undeclaring a publisher a put was
+    using raised ``RuntimeError: Already borrowed`` and ended the node; now nothing raises,
+    commands keep crossing, and every replaced publisher is undeclared once no put holds it."""
+    import dataclasses
+    import sys
+
+    from sim_bridge.link import planner
+
+    _, robot_port, twin, twin_port, _ = sites
+    cmd = twin.add_outgoing(CMD, "geometry_msgs/msg/Twist", CONFIG.rule_for(CMD, "geometry_msgs/msg/Twist"))
+
+    real_plan = planner.plan
+
+    def flip(streams, *args):  # the planner's prediction, and each time the other reliability
+        decisions = real_plan(streams, *args)
+        return {
+            s.topic: planner.Decision(
+                dataclasses.replace(s.config, reliable=not s.config.reliable), decisions[s.topic].prediction
+            )
+            for s in streams
+        }
+
+    monkeypatch.setattr(planner, "plan", flip)
+    before_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def send():
+        try:
+            while not stop.is_set():
+                twin.offer(cmd, TWIST)
+        except BaseException as err:
+            errors.append(err)
+
+    senders = [threading.Thread(target=send) for _ in range(3)]
+    try:
+        for t in senders:
+            t.start()
+        for _ in range(150):
+            twin.plan()
+            time.sleep(0.002)
+        stop.set()
+        for t in senders:
+            t.join(5)
+    finally:
+        stop.set()
+        sys.setswitchinterval(before_interval)
+    assert not errors, errors
+    switches = [line for line in twin_port.log if line.startswith(f"{CMD}: ")]
+    assert len(switches) == 150, twin_port.log[-5:]  # a new publisher every time
+    monkeypatch.undo()
+    twin._undeclare_replaced()
+    assert twin._replaced == []  # all undeclared, none left behind
+    crossed = len(robot_port.of(CMD))
+    assert crossed > 0
+    assert _until(lambda: len(robot_port.of(CMD)) > crossed, step=lambda: twin.offer(cmd, TWIST))

@@ -39,6 +39,10 @@ class OutStream:
     traffic: StreamTraffic = field(default_factory=StreamTraffic)
     config: StreamConfig | None = None
     publisher: object = None  # where frames go (a zenoh publisher)
+    put_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held across a put on ``publisher``: a publisher the planner replaced is undeclared only
+    once no put is using it (zenoh refuses to undeclare a publisher in use, and a put on an
+    undeclared one fails)."""
     seq: int = 0
     next_due: float = -math.inf  # decimation: when (monotonic) the next message is due
     latest: bytes | None = None

@@ -90,6 +90,7 @@ class LinkSite:
         self.link_up = False
         self._decoders: dict[str, LatestWorker] = {}
         self._decoders_lock = threading.Lock()
+        self._replaced: list[tuple[OutStream, object]] = []  # publishers plan replaced, to undeclare
         self._throttle = Throttle(5.0)
         fast = {"reliability": zenoh.Reliability.BEST_EFFORT, "priority": zenoh.Priority.REAL_TIME}
         fast |= {"congestion_control": zenoh.CongestionControl.DROP, "express": True}
@@ -142,10 +143,9 @@ class LinkSite:
         )
 
     def _put(self, stream: OutStream, packed: bytes, now: float) -> None:
-        with self.sender.lock:
-            publisher = stream.publisher
         try:
-            publisher.put(packed)
+            with stream.put_lock:
+                stream.publisher.put(packed)
         except self.z.ZError as err:
             if self._throttle.ready(stream.topic, now):
                 self.port.warning(f"{stream.topic}: send failed: {err}")
@@ -248,6 +248,7 @@ class LinkSite:
 
     # ---- the MMCF ----------------------------------------------------------------------------
     def plan(self) -> None:
+        self._undeclare_replaced()
         # Images wait for their first profile: without it the MMCF knows no encoding.
         streams = [s for s in self.out.values() if s.traffic.source_count >= 3 and (s.encodings or not s.is_image)]
         if not streams:
@@ -264,12 +265,26 @@ class LinkSite:
             with self.sender.lock:
                 old, stream.config = stream.config, decision.config
                 if planner.needs_new_publisher(old, decision.config):
-                    stream.publisher.undeclare()
+                    self._replaced.append((stream, stream.publisher))
                     stream.publisher = self._publisher(stream)
             self.port.info(
                 f"{stream.topic}: {decision.config.label()} (RTT {link.rtt_s * 1000:.0f} ms, loss {link.loss:.1%}, "
                 f"J {decision.prediction.cost:.3f})"
             )
+
+    def _undeclare_replaced(self) -> None:
+        """Undeclare the publishers ``plan`` replaced that no put is using any more (one in
+        use, a put blocked on a congested link, waits for the next plan; never the executor)."""
+        waiting = []
+        for stream, publisher in self._replaced:
+            if not stream.put_lock.acquire(blocking=False):
+                waiting.append((stream, publisher))
+                continue
+            try:
+                publisher.undeclare()
+            finally:
+                stream.put_lock.release()
+        self._replaced = waiting
 
     # ---- diagnostics ---------------------------------------------------------------------------
     def statuses(self) -> list[Status]:
