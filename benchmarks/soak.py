@@ -35,6 +35,7 @@ import argparse
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -308,7 +309,9 @@ def run(args, workdir: Path) -> dict:
             for log in logs:
                 log.close()
     probes = {role: dict(np.load(workdir / f"probe_{role}.npz", allow_pickle=True)) for role in ("robot", "twin")}
-    return analyse(procs, probes, t_start, seconds, warmup_s, windows, stats, args)
+    result = analyse(procs, probes, t_start, seconds, warmup_s, windows, stats, args)
+    result["robot_sim_slipped_s"] = simulated_time_slipped(workdir / "robot_stand_in.log")
+    return result
 
 
 def rss_growth_pct(samples: list[tuple[float, float]], warmup_s: float, seconds: float) -> float:
@@ -332,6 +335,14 @@ def diagnostics_gaps(probe: dict, after: float) -> dict[str, int]:
         if len(t) >= 2:
             gaps[str(name)] = int(np.sum(np.diff(t) > GAP_S))
     return gaps
+
+
+def simulated_time_slipped(log: Path) -> float:
+    """Seconds of simulated time the robot site's stand-in let slip because it could not keep
+    real time (its own last warning says; 0 when it kept up). A twin error measured while
+    the "robots" slip says more of this machine than of the bridge."""
+    found = re.findall(r"slipped ([0-9.]+) s behind the clock", log.read_text(errors="replace"))
+    return float(found[-1]) if found else 0.0
 
 
 def analyse(procs, probes, t_start, seconds, warmup_s, windows, stats, args) -> dict:

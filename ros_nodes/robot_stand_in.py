@@ -39,6 +39,7 @@ from ros_nodes.params import Param, ParameterError, declare_params, non_negative
 from ros_nodes.runtime import main_for
 from sim_bridge.backends import Dynamics
 from sim_bridge.fleet import Fleet
+from sim_bridge.pacing import Pacer
 from sim_bridge.safety import Throttle, Verdict
 
 PARAMS = [
@@ -102,7 +103,10 @@ class RobotStandIn(Node):
         self.odom_origins = {
             r.index: tuple(start[r.index]) if p.odom_origin == "start" else (0.0, 0.0, 0.0) for r in served
         }
-        self._start = now_s(self)
+        # Real time, as a robot lives it: a process too slow for its robots lets simulated time
+        # slip (said in the log) instead of stamping ever older states.
+        self.pacer = Pacer(self.fleet.step_s, 1.0, clock=lambda: now_s(self))
+        self._slipped_s = 0.0
         self._next_scan = 0.0
         self.create_timer(self.fleet.step_s, self._tick)
         self.get_logger().info(
@@ -121,17 +125,26 @@ class RobotStandIn(Node):
         return callback
 
     def _tick(self) -> None:
-        elapsed = now_s(self) - self._start
-        for _ in range(self.fleet.steps_due(elapsed)):
+        before = self.pacer.clock_at(0.0)
+        due, slipped = self.pacer.due()
+        for _ in range(due):
             self.fleet.step()
             self._publish_odom()
+        self.pacer.took(due)
+        if slipped:
+            self._slipped_s += self.pacer.clock_at(0.0) - before
+            if self.throttle.ready("slip", now_s(self)):
+                self.get_logger().warning(
+                    f"cannot keep real time with {len(self.served)} robots: simulated time has slipped "
+                    f"{self._slipped_s:.1f} s behind the clock so far (stamps stay on the clock)"
+                )
         if self.scan_pubs and self.fleet.time_s >= self._next_scan:
             self._next_scan = self.fleet.time_s + 1.0 / self.p.scan_rate_hz
             self._publish_scans()
         self._report_watchdog()
 
     def _stamp(self) -> float:
-        return self._start + self.fleet.time_s + self.p.clock_offset_s
+        return self.pacer.clock_at(self.fleet.time_s) + self.p.clock_offset_s
 
     def _publish_odom(self) -> None:
         states = self.fleet.backend.states()

@@ -100,11 +100,5 @@ class Fleet:
         self.steps += 1
         self.time_s = self.steps * self.step_s
 
-    def steps_due(self, elapsed_s: float, max_steps: int = 50) -> int:
-        """How many steps bring simulation time up to ``elapsed_s`` (capped, so a stall
-        does not turn into a burst)."""
-        due = math.floor(elapsed_s / self.step_s + 1e-9) - self.steps
-        return max(0, min(due, max_steps))
-
     def close(self) -> None:
         self.backend.close()

@@ -59,5 +59,10 @@ class Pacer:
             due = steps
         return due >= steps
 
+    def clock_at(self, sim_s: float) -> float:
+        """The pacing clock's reading for simulated time ``sim_s`` (after any slips): what a
+        node stamps a state with, so stamps stay on the clock when simulated time slips."""
+        return self._wall0 + sim_s / self.real_time_factor
+
     def took(self, steps: int) -> None:
         self._steps += steps

@@ -42,6 +42,25 @@ def test_far_behind_it_slips_instead_of_bursting():
     assert pacer.due() == (6, False)
 
 
+def test_stamps_stay_on_the_clock_when_simulated_time_slips():
+    """A robot stand-in stamps each state with ``clock_at`` its simulated time. A process too
+    slow for its robots stalls again and again; its stamps must not fall behind the clock
+    (the soak saw odometry stamped 13 minutes late after 20), only by the catch-up bound."""
+    clock = FakeClock()
+    step = 1 / 60
+    pacer = Pacer(step_s=step, real_time_factor=1.0, max_catch_up_s=0.25, clock=clock)
+    assert pacer.clock_at(0.0) == 100.0
+    steps = 0
+    for _ in range(200):  # ticks a second apart (a stalled process): 200 s of clock
+        clock.now += 1.0
+        due, _ = pacer.due()
+        pacer.took(due)
+        steps += due
+        assert clock.now - pacer.clock_at(steps * step) < 0.25 + 1e-9
+    assert steps * step == pytest.approx(200 * 0.25, abs=step)  # simulated time did slip
+    assert pacer.clock_at(steps * step) == pytest.approx(clock.now, abs=1e-9)
+
+
 def test_a_control_period_in_lockstep_is_due_on_time_and_a_slow_controller_is_not_caught_up_on():
     clock = FakeClock()
     pacer = Pacer(step_s=0.05, real_time_factor=4.0, clock=clock)
