@@ -89,14 +89,31 @@ class LinkStats:
     out_of_order: int = 0
     delay_s: float = math.nan  # smoothed one-way delay of measurements
     last_delay_s: float = math.nan
-    loss: float = 0.0  # fraction of measurements that never arrived (recent window)
     clock_offset_s: float = 0.0
     offset_estimated: bool = False
     last_error_m: float = math.nan  # twin vs. measurement at the measurement's time
     last_yaw_error_deg: float = math.nan
     gains: tuple[float, float] = (1.0, 1.0)
     time_constant_s: float = math.nan
-    window: deque = field(default_factory=lambda: deque(maxlen=500))
+    window: deque = field(default_factory=lambda: deque(maxlen=500))  # recent stamps, arrival order
+
+    @property
+    def loss(self) -> float:
+        """Fraction of measurements that never arrived, over the recent window (computed when
+        read: diagnostics ask once a second, measurements arrive at tens of Hz per robot)."""
+        stamps = sorted(self.window)
+        if len(stamps) < 10:
+            return 0.0
+        gaps = sorted(b - a for a, b in itertools.pairwise(stamps) if b > a)
+        period = gaps[len(gaps) // 4] if gaps else 0.0  # lower quartile: the nominal period
+        if period <= 0:
+            return 0.0
+        expected = (stamps[-1] - stamps[0]) / period + 1
+        return max(0.0, 1.0 - len(stamps) / expected)
+
+
+def _time(state: TwinState) -> float:
+    return state.t
 
 
 def wrap(angle: float) -> float:
@@ -159,7 +176,6 @@ class TwinSync:
         st.delay_s = delay if math.isnan(st.delay_s) else 0.9 * st.delay_s + 0.1 * delay
         st.received += 1
         st.window.append(stamp)
-        self._update_loss()
         self._last_receipt = max(self._last_receipt, t_receipt)
         if stamp < self._latest_stamp:
             st.out_of_order += 1
@@ -212,9 +228,10 @@ class TwinSync:
         d = self.stats.delay_s
         return 0.0 if math.isnan(d) else max(d, 0.0)
 
-    def _input(self, t: float) -> tuple[float, float]:
-        """The command the robot is executing at local time ``t`` (per its watchdog)."""
-        issued_by = t - self._command_delay()
+    def _input(self, t: float, delay: float | None = None) -> tuple[float, float]:
+        """The command the robot is executing at local time ``t`` (per its watchdog), the
+        commands taking ``delay`` to reach it (default: ``_command_delay()``)."""
+        issued_by = t - (self._command_delay() if delay is None else delay)
         i = bisect.bisect_right(self._commands, (issued_by, math.inf, math.inf)) - 1
         if i < 0:
             return 0.0, 0.0
@@ -236,10 +253,11 @@ class TwinSync:
         horizon_end = min(t_end, (self._anchor.t if self._anchor else s.t) + cfg.max_prediction_s)
         h_max = cfg.integration_step_s
         tau = self._tau if tau is None else tau
+        delay = self._command_delay()
         s = s.copy()
         while s.t < horizon_end - 1e-9:
             h = min(h_max, horizon_end - s.t)
-            uv, uw = self._input(s.t)
+            uv, uw = self._input(s.t, delay)
             tv, tw = self._gain_v * uv, self._gain_w * uw
             dv = (tv - s.v) * (h / tau if tau > 0 else 1.0)
             dw = (tw - s.w) * (h / tau if tau > 0 else 1.0)
@@ -304,10 +322,10 @@ class TwinSync:
             return
         horizon = max(self._command_delay(), 0.05)
         target = measured.t - horizon
-        older = [a for a in self._anchors if a.t <= target]
-        if not older or measured.t - older[-1].t > 4 * horizon:
+        k = bisect.bisect_right(self._anchors, target, key=_time)  # anchors come in time order
+        if k == 0 or measured.t - self._anchors[k - 1].t > 4 * horizon:
             return
-        start = older[-1]
+        start = self._anchors[k - 1]
         for tau in self._tau_scores:
             p = self._roll(start, measured.t, tau)
             err = math.hypot(p.x - measured.x, p.y - measured.y) + 0.3 * abs(wrap(p.yaw - measured.yaw))
@@ -331,24 +349,12 @@ class TwinSync:
         st.clock_offset_s, st.offset_estimated = offset, True
         return offset
 
-    def _update_loss(self) -> None:
-        stamps = sorted(self.stats.window)
-        if len(stamps) < 10:
-            return
-        gaps = sorted(b - a for a, b in itertools.pairwise(stamps) if b > a)
-        period = gaps[len(gaps) // 4] if gaps else 0.0  # lower quartile: the nominal period
-        if period <= 0:
-            return
-        expected = (stamps[-1] - stamps[0]) / period + 1
-        self.stats.loss = max(0.0, 1.0 - len(stamps) / expected)
-
     def _measure_error(self, t_local: float, x: float, y: float, yaw: float) -> None:
         """Twin error at the measurement's time: compare with what was published then."""
         pub = self._published
         if len(pub) < 2 or t_local < pub[0].t or t_local > pub[-1].t:
             return
-        times = [p.t for p in pub]
-        i = bisect.bisect_left(times, t_local)
+        i = bisect.bisect_left(pub, t_local, key=_time)
         a, b = pub[max(i - 1, 0)], pub[min(i, len(pub) - 1)]
         f = 0.0 if b.t == a.t else (t_local - a.t) / (b.t - a.t)
         px, py = a.x + f * (b.x - a.x), a.y + f * (b.y - a.y)
