@@ -143,16 +143,19 @@ class ReceivePath:
         return None if offset is None else self.wall() - (send_time - offset)
 
     def fresh(self, arrival: Arrival) -> bool:
-        """False (and counted) for a safety-critical message too old to act on — judged
-        pessimistically, the clock offset's uncertainty added — or one whose age cannot be
-        judged yet."""
+        """False (and counted) for a safety-critical message too old to act on, or one whose
+        age cannot be judged yet. The age is judged with the measured clock offset, which
+        assumes the link as fast one way as the other (as NTP does); adding the offset's whole
+        uncertainty (half the best round trip) instead would refuse every command on a link
+        whose one-way delay is half ``max_command_age_s`` (150 ms for 0.3 s). The uncertainty
+        is in ``/diagnostics`` beside the offset."""
         if not arrival.stream.rule.is_safety_critical:
             return True
         age = self.age_s(arrival.envelope.send_time)
         topic = arrival.stream.topic
         if age is None:
             why = f"{topic}: dropped: the clock offset to {self.other} is not measured yet"
-        elif age + self.clock.uncertainty_s() > self.max_command_age_s:
+        elif age > self.max_command_age_s:
             why = f"{topic}: dropped a message {age:.2f} s old (max_command_age_s {self.max_command_age_s:g})"
         elif age < -self.max_command_age_s:
             why = f"{topic}: dropped a message from {-age:.2f} s in the future (the sites' clocks disagree)"
@@ -215,7 +218,7 @@ class ReceivePath:
                 data, send_time = stream.latest, stream.latest_send_time
             if stream.rule.is_safety_critical:
                 age = self.age_s(send_time)
-                if age is None or age + self.clock.uncertainty_s() > self.max_command_age_s:
+                if age is None or age > self.max_command_age_s:
                     self.faults.record(
                         "stale_dropped", f"{stream.topic}: not handing a late subscriber a stale command"
                     )
