@@ -35,7 +35,7 @@ class Pacer:
     def restart(self) -> None:
         """Count from now: no step due yet."""
         self._steps = 0
-        self._wall0 = self.clock()
+        self._wall0 = self._wall_start = self.clock()
 
     def _due_total(self) -> int:
         return math.floor((self.clock() - self._wall0) * self.real_time_factor / self.step_s + 1e-9)
@@ -63,6 +63,11 @@ class Pacer:
         """The pacing clock's reading for simulated time ``sim_s`` (after any slips): what a
         node stamps a state with, so stamps stay on the clock when simulated time slips."""
         return self._wall0 + sim_s / self.real_time_factor
+
+    @property
+    def slipped_s(self) -> float:
+        """Simulated seconds let slip since the start (what a slow node tells its user)."""
+        return (self._wall0 - self._wall_start) * self.real_time_factor
 
     def took(self, steps: int) -> None:
         self._steps += steps

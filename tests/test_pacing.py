@@ -58,6 +58,7 @@ def test_stamps_stay_on_the_clock_when_simulated_time_slips():
         steps += due
         assert clock.now - pacer.clock_at(steps * step) < 0.25 + 1e-9
     assert steps * step == pytest.approx(200 * 0.25, abs=step)  # simulated time did slip
+    assert pacer.slipped_s == pytest.approx(200.0 - steps * step, abs=1e-6)  # and says how far
     assert pacer.clock_at(steps * step) == pytest.approx(clock.now, abs=1e-9)
 
 
