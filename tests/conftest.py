@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,16 @@ def open_world(**overrides) -> dict:
     n = sum(group["count"] for group in data["robots"])
     data["task"]["params"]["goals"] = {"poses": [[4.0, -3.0 + 2.0 * k] for k in range(n)]}
     return data
+
+
+@pytest.fixture
+def frequent_switches():
+    """Switch threads as often as the interpreter allows, so a race between threads shows
+    within a short burst."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -5,7 +5,6 @@ the node before) nor lose a count."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
@@ -21,13 +20,7 @@ from sim_bridge.link.spec import LinkConfig
 BURST_S = 1.5
 
 
-@pytest.fixture(autouse=True)
-def frequent_switches():
-    """Switch threads as often as the interpreter allows, so a race shows within the burst."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(before)
+pytestmark = pytest.mark.usefixtures("frequent_switches")  # conftest: a race shows within the burst
 
 
 def _burst(writers, reader, seconds: float = BURST_S) -> list[BaseException]:
