@@ -193,6 +193,15 @@ def rss_kib(pid: int) -> float:
     return math.nan
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used, NaN once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Process:
     """A node at one site, restarted (and counted) if it dies."""
 
@@ -304,12 +313,16 @@ def run(args, workdir: Path) -> dict:
                     done = (now - t_start) / 60.0
                     print(f"soak: {done:.1f} of {args.minutes:g} min", file=sys.stderr)
             stats = link.stats()
+            elapsed = time.time() - (t_start - settle_s)  # since the processes started
+            cpu_share = {p.label: round(cpu_s(p.proc.pid) / elapsed, 3) for p in procs}
         finally:
             stop_processes([p.proc for p in procs if p.proc], timeout_s=30)
             for log in logs:
                 log.close()
     probes = {role: dict(np.load(workdir / f"probe_{role}.npz", allow_pickle=True)) for role in ("robot", "twin")}
     result = analyse(procs, probes, t_start, seconds, warmup_s, windows, stats, args)
+    result["cpu_share_by_process"] = cpu_share  # of one core, over the run
+    (workdir / "rss.json").write_text(json.dumps({p.label: p.rss for p in procs}))
     result["robot_sim_slipped_s"] = simulated_time_slipped(workdir / "robot_stand_in.log")
     return result
 

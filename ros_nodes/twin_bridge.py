@@ -4,8 +4,8 @@ Per robot ``robot_<i>``:
   odom      (nav_msgs/Odometry, in): the physical robot's pose, stamped by its clock
   cmd_vel   (geometry_msgs/Twist, in): the commands it is sent (seen here first)
   twin/odom (nav_msgs/Odometry, out): the twin's pose in the map, now, in frames
-            ``robot_<i>/twin/odom`` (≡ map) → ``robot_<i>/twin/base_link``; published on
-            every new measurement and at ``publish_rate_hz`` in between
+            ``robot_<i>/twin/odom`` (≡ map) → ``robot_<i>/twin/base_link``; published at
+            ``publish_rate_hz`` from every measurement received since the last time
   initialpose (geometry_msgs/PoseWithCovarianceStamped in ``map``, in): "the robot is here
             now", as RViz's 2D Pose Estimate and Nav2 send it (also ``/initialpose`` when
             the bridge serves one robot)
@@ -18,6 +18,15 @@ and yaw error (deg) against each measurement at its own time, one-way delay, los
 duplicates, reordering, clock offset, measurement age, model gains. A robot whose odometry
 stops is reported stale, then dead; its twin is held where the model says it stopped.
 
+Keeping up, a bridge reacts to each odometry message at once. One that cannot keep up (an
+oversubscribed CPU: its publish ticks come late) sheds load instead of queueing it, for a
+second after each late tick: odometry callbacks then only file each message in a per-robot
+inbox of ``inbox_size`` (the oldest dropped unread when it is full: the newest state wins),
+and each tick takes what arrived, fits the motion model once per robot on the newest
+measurement, and publishes; ticks that fall due together run once. An executor that queues
+one event per message would otherwise fall further behind and grow without bound. Counted
+in /diagnostics (``inbox_dropped``, ``ticks_merged``, ``shedding_load``).
+
 ``method: predictive`` is the predictor–corrector of ``sim_bridge.twin_sync``;
 ``method: naive`` sets the twin to the last received pose (the baseline to beat).
 
@@ -27,6 +36,7 @@ QoS (REP-2003): odom and cmd_vel read best effort; twin/odom and TF published re
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseWithCovarianceStamped, Twist
@@ -51,6 +61,8 @@ from ros_nodes.runtime import main_for
 from sim_bridge.safety import Throttle
 from sim_bridge.twin_sync import SyncConfig, TwinState, TwinSync
 
+SHED_FOR_S = 1.0  # after a late tick, odometry waits for the tick this long
+
 PARAMS = [
     Param("world", "navigation", "world file (robots and their limits)"),
     Param("robot_count", 0, "robots in the world's first group (0: as the world file says)", non_negative),
@@ -61,6 +73,7 @@ PARAMS = [
     Param("output", "twin/odom", "per-robot topic the twin's pose is published on"),
     Param("publish_rate_hz", 100.0, "twin pose rate between measurements", positive),
     Param("diagnostics_rate_hz", 1.0, "/diagnostics rate", positive),
+    Param("inbox_size", 64, "odometry messages kept per robot between ticks (the oldest are dropped)", positive),
     Param("cmd_timeout_s", 0.5, "the robots' own command watchdog (for the motion model)", positive),
     Param("motor_time_constant_s", 0.1, "initial motion-model velocity lag", non_negative),
     Param("correction_time_constant_s", 0.0, "0: jump to each estimate; > 0: blend corrections in", non_negative),
@@ -111,6 +124,12 @@ class TwinBridge(Node):
         self.syncs: dict[str, TwinSync] = {}
         self.naive: dict[str, tuple[float, float, float, float, float, float]] = {}
         self.last_receipt: dict[str, float] = {}
+        self.inbox: dict[str, deque[tuple[float, Odometry]]] = {r.name: deque(maxlen=p.inbox_size) for r in self.robots}
+        self.inbox_dropped = dict.fromkeys(self.inbox, 0)
+        self.ticks_merged = 0
+        self.tick_period_s = 1.0 / p.publish_rate_hz
+        self.last_tick: float | None = None
+        self.shed_until = -math.inf  # shedding load (filing odometry for the tick) until then
         self.pubs = {}
         for r in self.robots:
             self.syncs[r.name] = TwinSync(
@@ -132,7 +151,7 @@ class TwinBridge(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
         self.tf = frames.TfBroadcaster(self)
         self._publish_static_tf()
-        self.create_timer(1.0 / p.publish_rate_hz, self._tick)
+        self.create_timer(self.tick_period_s, self._tick)
         self.create_timer(1.0 / p.diagnostics_rate_hz, self._diagnose)
         self.get_logger().info(
             f"bridging {', '.join(r.name for r in self.robots)} ({p.method}); twins on robot_<i>/{p.output}"
@@ -146,26 +165,49 @@ class TwinBridge(Node):
         return callback
 
     def _on_odom(self, name: str):
+        inbox = self.inbox[name]
+
         def callback(msg: Odometry) -> None:
             t = now_s(self)
-            stamp, x, y, yaw, v, w = conv.odometry_state(msg)
-            self.last_receipt[name] = t
-            accepted = self.syncs[name].on_measurement(t, stamp, x, y, yaw, v, w)
-            if accepted:
-                self._note_odom_frames(name, msg, stamp, (x, y, yaw))
-            if self.p.method == "naive":
-                if accepted:
-                    self.naive[name] = (stamp, x, y, yaw, v, w)
-                    self._publish(name, t)
-            elif accepted:
-                self._publish(name, t)
+            if len(inbox) == inbox.maxlen:
+                self.inbox_dropped[name] += 1
+            inbox.append((t, msg))
+            if t >= self.shed_until and self._take_measurements(name):
+                self._publish(name, t)  # keeping up: react at once
 
         return callback
 
+    def _take_measurements(self, name: str) -> bool:
+        """Feed the robot's synchroniser what is in its inbox, in arrival order; the motion
+        model is fitted on the newest only (the rest update the statistics). True when one
+        became the twin's new anchor."""
+        inbox = self.inbox[name]
+        sync = self.syncs[name]
+        anchored = False
+        while inbox:
+            t, msg = inbox.popleft()
+            stamp, x, y, yaw, v, w = conv.odometry_state(msg)
+            self.last_receipt[name] = t
+            if not sync.on_measurement(t, stamp, x, y, yaw, v, w, fit_model=not inbox):
+                continue
+            anchored = True
+            self._note_odom_frames(name, msg, stamp, (x, y, yaw))
+            if self.p.method == "naive":
+                self.naive[name] = (stamp, x, y, yaw, v, w)
+        return anchored
+
     def _tick(self) -> None:
         t = now_s(self)
+        gap = math.inf if self.last_tick is None else t - self.last_tick
+        if gap < 0.5 * self.tick_period_s:
+            self.ticks_merged += 1  # fell due together while the node was behind: once is enough
+            return
+        if self.last_tick is not None and gap > 2.0 * self.tick_period_s:
+            self.shed_until = t + SHED_FOR_S  # late: the executor is behind, or the CPU is short
+        self.last_tick = t
         transforms = []
         for r in self.robots:
+            self._take_measurements(r.name)
             pose = self._publish(r.name, t)
             if pose is not None:
                 twin = frames.twin_prefix(r.name)
@@ -275,6 +317,9 @@ class TwinBridge(Node):
                 "received": st.received,
                 "duplicates": st.duplicates,
                 "out_of_order": st.out_of_order,
+                "inbox_dropped": self.inbox_dropped[r.name],
+                "ticks_merged": self.ticks_merged,
+                "shedding_load": t < self.shed_until,
                 "clock_offset_s": st.clock_offset_s,
                 "clock_offset_estimated": st.offset_estimated,
                 "measurement_age_s": sync.measurement_age_s(t),

@@ -42,6 +42,9 @@ class SyncConfig:
     """Model: first-order lag of the robot's velocity behind its command (initial value)."""
     candidate_time_constants_s: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)
     """Lags tried side by side on the live data; the one that predicts best is used."""
+    lag_scoring_period_s: float = 0.1
+    """The candidate lags are scored at most this often (a scoring rolls the model once per
+    candidate); the scores' averaging weighs the measurements in between all the same."""
     command_delay_s: float | None = None
     """Twin site → robot delay of commands; ``None`` = the measured odom delay (symmetric link)."""
     cmd_timeout_s: float = 0.5
@@ -134,10 +137,13 @@ class TwinSync:
         self._twin: TwinState | None = None  # what is published (== _est unless smoothing)
         self._published: deque[TwinState] = deque()
         self._raw_min: deque[float] = deque(maxlen=200)
+        self._raw_lowest = math.inf  # min(self._raw_min), kept as it changes
         self._gain_v = 1.0
         self._gain_w = 1.0
         self._tau = config.motor_time_constant_s
         self._tau_scores = {tau: 0.0 for tau in config.candidate_time_constants_s}
+        self._tau_unscored = 0  # measurements since the lags were last scored
+        self._tau_scored_at = -math.inf
         self._anchors: deque[TwinState] = deque(maxlen=256)  # recent measurements, local time
 
     # ---- inputs ----------------------------------------------------------------------
@@ -158,10 +164,20 @@ class TwinSync:
             self._est = None
 
     def on_measurement(
-        self, t_receipt: float, stamp: float, x: float, y: float, yaw: float, v: float, w: float
+        self,
+        t_receipt: float,
+        stamp: float,
+        x: float,
+        y: float,
+        yaw: float,
+        v: float,
+        w: float,
+        fit_model: bool = True,
     ) -> bool:
         """A measured pose and body twist stamped ``stamp`` (robot clock), received at
-        ``t_receipt`` (local clock). Returns True when it became the new anchor."""
+        ``t_receipt`` (local clock). Returns True when it became the new anchor.
+        ``fit_model=False`` skips adapting the model's gains and lag to it (for a caller
+        that has newer measurements queued behind this one and fits on those)."""
         st = self.stats
         if not all(math.isfinite(q) for q in (stamp, x, y, yaw, v, w)):
             return False
@@ -169,7 +185,7 @@ class TwinSync:
             st.duplicates += 1
             return False
         raw = t_receipt - stamp  # = delay - offset
-        self._raw_min.append(raw)
+        self._note_raw_delay(raw)
         offset = self._clock_offset()
         delay = raw + offset
         st.last_delay_s = delay
@@ -184,7 +200,7 @@ class TwinSync:
         t_local = stamp - offset
         self._measure_error(t_local, x, y, yaw)
         measured = TwinState(t_local, x, y, yaw, v, w)
-        if self.config.adapt_gains and self._anchor is not None:
+        if fit_model and self.config.adapt_gains and self._anchor is not None:
             self._adapt(t_local, v, w)
             self._choose_time_constant(measured)
         self._anchor = measured
@@ -320,16 +336,21 @@ class TwinSync:
         from one taken about one link delay earlier (the horizon the twin really bridges)."""
         if len(self._tau_scores) < 2:
             return
+        self._tau_unscored += 1
+        if measured.t - self._tau_scored_at < self.config.lag_scoring_period_s:
+            return
         horizon = max(self._command_delay(), 0.05)
         target = measured.t - horizon
         k = bisect.bisect_right(self._anchors, target, key=_time)  # anchors come in time order
         if k == 0 or measured.t - self._anchors[k - 1].t > 4 * horizon:
             return
         start = self._anchors[k - 1]
+        keep = 0.95**self._tau_unscored  # as if each measurement since the last scoring had scored this
+        self._tau_unscored, self._tau_scored_at = 0, measured.t
         for tau in self._tau_scores:
             p = self._roll(start, measured.t, tau)
             err = math.hypot(p.x - measured.x, p.y - measured.y) + 0.3 * abs(wrap(p.yaw - measured.yaw))
-            self._tau_scores[tau] = 0.95 * self._tau_scores[tau] + 0.05 * err * err
+            self._tau_scores[tau] = keep * self._tau_scores[tau] + (1.0 - keep) * err * err
         self._tau = min(self._tau_scores, key=self._tau_scores.get)
         self.stats.time_constant_s = self._tau
 
@@ -339,7 +360,7 @@ class TwinSync:
         if cfg.clock_offset_s is not None:
             st.clock_offset_s, st.offset_estimated = cfg.clock_offset_s, False
             return cfg.clock_offset_s
-        lowest = min(self._raw_min)
+        lowest = self._raw_lowest
         if -0.005 <= lowest <= cfg.max_plausible_delay_s:
             st.clock_offset_s, st.offset_estimated = 0.0, False
             return 0.0
@@ -348,6 +369,16 @@ class TwinSync:
         offset = cfg.min_delay_s - lowest
         st.clock_offset_s, st.offset_estimated = offset, True
         return offset
+
+    def _note_raw_delay(self, raw: float) -> None:
+        """Keep the last 200 receipt-minus-stamp values and their minimum."""
+        window = self._raw_min
+        evicted = window[0] if len(window) == window.maxlen else math.inf
+        window.append(raw)
+        if evicted <= self._raw_lowest:
+            self._raw_lowest = min(window)
+        else:
+            self._raw_lowest = min(self._raw_lowest, raw)
 
     def _measure_error(self, t_local: float, x: float, y: float, yaw: float) -> None:
         """Twin error at the measurement's time: compare with what was published then."""
