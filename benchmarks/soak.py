@@ -103,7 +103,11 @@ def drive_command(
 # ---- probes (run inside a site's namespace: this file with --role) -----------------------
 def run_probe(role: str, out: Path, world_file: Path, windows: list[tuple[float, float]]) -> int:
     """``robot``: log odometry (the truth) inside ``windows``; ``twin``: drive the robots,
-    log twin poses inside ``windows``. Both log every /diagnostics status's arrival."""
+    log twin poses inside ``windows``. Both log every /diagnostics status's arrival.
+
+    A probe is an instrument, and on a shared machine its CPU is taken from the graph it
+    measures: it subscribes to the measured poses only inside the windows and spins the
+    events executor the nodes use."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import Twist
@@ -112,6 +116,7 @@ def run_probe(role: str, out: Path, world_file: Path, windows: list[tuple[float,
 
     from ros_nodes import conversions as conv
     from ros_nodes.common import DIAGNOSTICS_QOS
+    from ros_nodes.runtime import make_executor
 
     world = yaml.safe_load(world_file.read_text())
     homes = [(p[0], p[1]) for p in world["robots"][0]["spawn"]["poses"]]
@@ -120,20 +125,17 @@ def run_probe(role: str, out: Path, world_file: Path, windows: list[tuple[float,
     state: dict[int, tuple[float, float, float]] = {}
     stop = {"now": False}
 
-    def inside(t: float) -> bool:
-        return any(a <= t < b for a, b in windows)
-
     rclpy.init()
     node = rclpy.create_node(f"soak_probe_{role}")
+    executor = make_executor()
+    executor.add_node(node)
     try:
         topic = "odom" if role == "robot" else "twin/odom"
 
         def on_pose(index: int):
             def callback(msg: Odometry) -> None:
-                now = time.time()
                 stamp, x, y, yaw, v, w = conv.odometry_state(msg)
-                if inside(now):
-                    rows.extend((now, stamp, index, x, y, yaw, v, w))
+                rows.extend((time.time(), stamp, index, x, y, yaw, v, w))
 
             return callback
 
@@ -149,8 +151,6 @@ def run_probe(role: str, out: Path, world_file: Path, windows: list[tuple[float,
             for status in msg.status:
                 diag.setdefault(status.name, array("d")).append(now)
 
-        for i in range(len(homes)):
-            node.create_subscription(Odometry, f"robot_{i}/{topic}", on_pose(i), qos_profile_sensor_data)
         node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, DIAGNOSTICS_QOS)
         if role == "twin":
             pubs = [node.create_publisher(Twist, f"robot_{i}/cmd_vel", 10) for i in range(len(homes))]
@@ -165,11 +165,28 @@ def run_probe(role: str, out: Path, world_file: Path, windows: list[tuple[float,
                     pub.publish(conv.twist(*drive_command(t, i, x, y, yaw, homes[i])))
 
             node.create_timer(0.05, drive)
+        measuring: list = []
+
+        def follow_windows() -> None:
+            now = time.time()
+            inside = any(a <= now < b for a, b in windows)
+            if inside and not measuring:
+                measuring.extend(
+                    node.create_subscription(Odometry, f"robot_{i}/{topic}", on_pose(i), qos_profile_sensor_data)
+                    for i in range(len(homes))
+                )
+            elif not inside and measuring:
+                for sub in measuring:
+                    node.destroy_subscription(sub)
+                measuring.clear()
+
+        node.create_timer(0.2, follow_windows)
         signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
         signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
         while not stop["now"]:
-            rclpy.spin_once(node, timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.1)
     finally:
+        executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
     np.savez(
@@ -414,7 +431,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sern_soak_") as tmp:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        results = run(args, workdir)
+        try:
+            results = run(args, workdir)
+        except KeyboardInterrupt:  # the nodes and probes got the same SIGINT and are stopped
+            print("soak: interrupted; no figures", file=sys.stderr)
+            return 130
         (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(json.dumps(results, default=str))
     return 0

@@ -10,8 +10,9 @@ control and, for images, codec, quality and scale, from what the link monitor me
 
 Safety: a message on a topic marked ``safety_critical`` in the config (cmd_vel) is never
 published here when it is older than ``max_command_age_s``, judged by the sender's send
-time and the clock offset measured from the probes; while commands are missing the
-robot's own watchdog stops it. Frames that do not parse or ask for more than
+time and the clock offset measured from the probes; when such a topic goes silent for its
+``stop_after_silent_s`` (config) this node publishes a zero message (a stop) on it, and the
+robot's own watchdog stops it in any case. Frames that do not parse or ask for more than
 ``max_message_bytes`` are dropped and counted.
 
 This node is the ROS side only: the link itself (zenoh, send and receive paths, probes,
@@ -30,6 +31,7 @@ from pathlib import Path
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import serialize_message
 
 from ros_nodes import conversions as conv
 from ros_nodes.common import DIAGNOSTICS_QOS
@@ -125,6 +127,8 @@ class SiteLink(Node):
         self.create_timer(p.plan_period_s, self.link.plan)
         self.create_timer(1.0, self._report_and_diagnose)
         self.create_timer(0.1, self.link.deliver_unheard)
+        self.create_timer(0.05, self.link.stop_silent)
+        self._stop_messages: dict[str, bytes] = {}
         self._discover()
         mode = f"adaptive (MMCF, profile {options.profile})" if p.adaptive else "static plain ROS"
         self.get_logger().info(
@@ -207,6 +211,11 @@ class SiteLink(Node):
     def has_subscribers(self, topic: str) -> bool:
         publisher = self._remote_publishers.get(topic)
         return publisher is not None and publisher.get_subscription_count() > 0
+
+    def stop_message(self, type_name: str) -> bytes:
+        if type_name not in self._stop_messages:
+            self._stop_messages[type_name] = serialize_message(message_class(type_name)())
+        return self._stop_messages[type_name]
 
     def info(self, message: str) -> None:
         self.get_logger().info(message)

@@ -17,8 +17,9 @@ import time
 from sern import link_certs
 from sim_bridge.link.faults import FAULTS
 
-# What a site link refused (printed when not zero); superseded images are not refusals.
-FAULT_KEYS = tuple(name for name in FAULTS if name != "images_superseded")
+# What a site link refused (printed when not zero); superseded images and the stops it
+# published on silent command topics are not refusals.
+FAULT_KEYS = tuple(name for name in FAULTS if name not in ("images_superseded", "silence_stops"))
 
 
 def add_parser(sub) -> None:
@@ -53,6 +54,8 @@ def format_report(statuses: dict[str, dict]) -> str:
         refused = [f"{key} {v[key]}" for key in FAULT_KEYS if v.get(key, "0") != "0"]
         if refused:
             lines.append(f"  refused: {', '.join(refused)}")
+        if v.get("silence_stops", "0") != "0":
+            lines.append(f"  stops published on silent command topics: {v['silence_stops']}")
         topics = {n: s for n, s in statuses.items() if n.startswith(f"site_link {site}: /")}
         for tname, t in sorted(topics.items()):
             tv = t["values"]

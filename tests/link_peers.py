@@ -4,7 +4,8 @@ SIGINT/SIGTERM.
 
     python tests/link_peers.py commander OUT.npz [RATE_HZ]
         publishes /robot_0/cmd_vel (v = 0.5 m/s) at RATE_HZ (default 20), a sequence number
-        in angular.x (a ground robot ignores roll rate); logs (wall time sent, seq)
+        from 1 in angular.x (a ground robot ignores roll rate; 0 is left for the all-zero
+        stop a site link publishes when commands go silent); logs (wall time sent, seq)
     python tests/link_peers.py recorder OUT.npz
         logs every /robot_0/cmd_vel that reaches the robot's site (wall time, seq) and the
         robot's odometry (stamp, forward speed, wall time received) and the site link's
@@ -40,7 +41,7 @@ def main() -> int:
     node = rclpy.create_node(f"link_peer_{role}")
     if role == "commander":
         pub = node.create_publisher(Twist, "/robot_0/cmd_vel", COMMAND_PUB_QOS)
-        seq = {"n": 0}
+        seq = {"n": 1}
 
         def send() -> None:
             msg = conv.twist(0.5, 0.0)

@@ -293,6 +293,47 @@ def test_a_late_subscriber_gets_the_latest_command_only_while_fresh():
     assert path.faults.count("stale_dropped") == 1
 
 
+def test_a_late_subscriber_is_not_handed_a_command_from_the_future():
+    path, _ = receive_path(offset_s=0.0)
+    cmd = Stream(CMD)
+    arrival = path.accept(cmd.key, cmd.frame())
+    path.delivered(arrival, b"now", heard=False)
+    path.clock.add(time.time(), time.time() + 5.0, time.time() + 5.0, time.time() + 0.001)  # clocks now 5 s apart
+    assert path.unheard_due(lambda topic: True) == []
+    assert path.faults.count("stale_dropped") == 1
+
+
+def test_a_command_stream_gone_silent_is_due_one_stop():
+    data = CONFIG.model_dump(by_alias=True)
+    data["topics"][1]["stop_after_silent_s"] = 0.25  # cmd_vel
+    config = LinkConfig.model_validate(data)
+    clock = {"now": time.time()}
+    path = ReceivePath(
+        config, "robot", receive_path()[0].clock, Faults(lambda m: None), MAX_BYTES, 0.3, lambda: clock["now"]
+    )
+    cmd, odom = Stream(CMD), Stream(ODOM)
+    for stream in (cmd, odom):
+        arrival = path.accept(stream.key, stream.frame(send_time=clock["now"]))
+        path.delivered(arrival, b"go", heard=True)
+    clock["now"] += 0.2
+    assert path.silent_streams() == []
+    clock["now"] += 0.1  # 0.3 s without a command; odometry has no stop_after_silent_s
+    assert [s.topic for s in path.silent_streams()] == [CMD]
+    clock["now"] += 1.0
+    assert path.silent_streams() == []  # one stop per silence
+    arrival = path.accept(cmd.key, cmd.frame(send_time=clock["now"]))
+    path.delivered(arrival, b"go again", heard=True)
+    clock["now"] += 0.3
+    assert [s.topic for s in path.silent_streams()] == [CMD]
+
+
+def test_stop_after_silent_s_only_on_safety_critical_topics():
+    data = CONFIG.model_dump(by_alias=True)
+    data["topics"][0]["stop_after_silent_s"] = 0.25  # odometry
+    with pytest.raises(ValueError, match=r"topics\[0\]\.stop_after_silent_s is for safety-critical"):
+        LinkConfig.model_validate(data)
+
+
 # ---- reports and probes ------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "raw, why",

@@ -1,7 +1,7 @@
 """Counting what the link refused, and saying so without flooding the log.
 
-Every refusal on the receive path (a malformed frame, a stale command, a bad report, ...)
-is counted under a name that ``/diagnostics`` shows, and logged at most once per
+Every refusal on the receive path (a malformed frame, a stale command, a bad report, ...),
+and every stop it published for a command stream gone silent, is counted under a name that ``/diagnostics`` shows, and logged at most once per
 ``log_period_s`` per name, with the count so far. Called from zenoh's threads, worker
 threads and the executor alike: thread-safe.
 """
@@ -22,6 +22,7 @@ FAULTS = (
     "malformed_reports",  # the other site's traffic report did not parse
     "malformed_probes",  # a probe or probe answer did not parse
     "images_superseded",  # a frame replaced by a newer one before it was encoded/decoded
+    "silence_stops",  # a stop published because a command topic went silent (stop_after_silent_s)
 )
 
 

@@ -4,7 +4,8 @@ For each frame, in order: the envelope is parsed (``wire``); its topic must be o
 configuration carries from the other site; the sender's epoch and sequence number drop
 copies and replays and count gaps (``SequenceTracker``); a safety-critical message older
 than ``max_command_age_s`` — judged by the sender's send time and the measured clock
-offset between the sites (``ClockOffset``) — is dropped; the payload is decoded (lz4 and
+offset between the sites (``ClockOffset``) — is dropped (and a safety-critical stream
+that goes silent for its ``stop_after_silent_s`` is due a stop); the payload is decoded (lz4 and
 image headers checked against ``max_message_bytes`` before anything is allocated) into
 serialized CDR bytes to publish. Every refusal is counted and logged (``Faults``), none
 raises.
@@ -49,6 +50,8 @@ class Incoming:
     latest: bytes | None = None  # the last message published (control/state: kept for late subscribers)
     latest_send_time: float = math.nan
     unheard: bool = False  # published while nobody here subscribed
+    last_published: float = -math.inf  # our wall clock
+    stop_due: bool = False  # published since the last stop: a stop is due if it goes silent
 
     @property
     def keep_latest(self) -> bool:
@@ -151,18 +154,23 @@ class ReceivePath:
         is in ``/diagnostics`` beside the offset."""
         if not arrival.stream.rule.is_safety_critical:
             return True
-        age = self.age_s(arrival.envelope.send_time)
-        topic = arrival.stream.topic
-        if age is None:
-            why = f"{topic}: dropped: the clock offset to {self.other} is not measured yet"
-        elif age > self.max_command_age_s:
-            why = f"{topic}: dropped a message {age:.2f} s old (max_command_age_s {self.max_command_age_s:g})"
-        elif age < -self.max_command_age_s:
-            why = f"{topic}: dropped a message from {-age:.2f} s in the future (the sites' clocks disagree)"
-        else:
+        why = self._not_actionable(arrival.stream.topic, arrival.envelope.send_time)
+        if why is None:
             return True
         self.faults.record("stale_dropped", why)
         return False
+
+    def _not_actionable(self, topic: str, send_time: float) -> str | None:
+        """Why a safety-critical message sent at ``send_time`` must not be acted on now
+        (too old, from the future, or of unjudgeable age), or None."""
+        age = self.age_s(send_time)
+        if age is None:
+            return f"{topic}: dropped: the clock offset to {self.other} is not measured yet"
+        if age > self.max_command_age_s:
+            return f"{topic}: dropped a message {age:.2f} s old (max_command_age_s {self.max_command_age_s:g})"
+        if age < -self.max_command_age_s:
+            return f"{topic}: dropped a message from {-age:.2f} s in the future (the sites' clocks disagree)"
+        return None
 
     # ---- decoding -------------------------------------------------------------------------
     def decode(self, arrival: Arrival) -> bytes | None:
@@ -199,10 +207,26 @@ class ReceivePath:
     def delivered(self, arrival: Arrival, data: bytes, heard: bool) -> None:
         """Note what was published, and whether anyone here was subscribed."""
         stream = arrival.stream
-        if stream.keep_latest:
-            with self._lock:
+        with self._lock:
+            if stream.keep_latest:
                 stream.latest, stream.latest_send_time = data, arrival.envelope.send_time
                 stream.unheard = not heard
+            if stream.rule.stop_after_silent_s is not None:
+                stream.last_published, stream.stop_due = self.wall(), True
+
+    def silent_streams(self) -> list[Incoming]:
+        """Safety-critical streams silent for their ``stop_after_silent_s`` since the last
+        message published here: each is due one stop (and no late hand-off of its last
+        command), then not again until a message arrives."""
+        now = self.wall()
+        due = []
+        with self._lock:
+            for stream in self.streams.values():
+                limit = stream.rule.stop_after_silent_s
+                if limit is not None and stream.stop_due and now - stream.last_published > limit:
+                    stream.stop_due = stream.unheard = False
+                    due.append(stream)
+        return due
 
     def unheard_due(self, has_subscribers: Callable[[str], bool]) -> list[tuple[Incoming, bytes]]:
         """Latest values that arrived before anyone here subscribed and now have a
@@ -217,11 +241,9 @@ class ReceivePath:
                 stream.unheard = False
                 data, send_time = stream.latest, stream.latest_send_time
             if stream.rule.is_safety_critical:
-                age = self.age_s(send_time)
-                if age is None or age > self.max_command_age_s:
-                    self.faults.record(
-                        "stale_dropped", f"{stream.topic}: not handing a late subscriber a stale command"
-                    )
+                why = self._not_actionable(stream.topic, send_time)
+                if why is not None:
+                    self.faults.record("stale_dropped", f"{why}: not handed to a late subscriber")
                     continue
             due.append((stream, data))
         return due

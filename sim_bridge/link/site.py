@@ -46,6 +46,9 @@ class RosPort(Protocol):
 
     def has_subscribers(self, topic: str) -> bool: ...
 
+    def stop_message(self, type_name: str) -> bytes:
+        """The serialized all-zero message of ``type_name`` (a zero Twist: stop)."""
+
     def info(self, message: str) -> None: ...
 
     def warning(self, message: str) -> None: ...
@@ -186,6 +189,14 @@ class LinkSite:
         published again as soon as a subscriber appears (while still fresh)."""
         for stream, data in self.receiver.unheard_due(self.port.has_subscribers):
             self.port.publish(stream.topic, stream.type_name, data, stream.rule.latched)
+
+    def stop_silent(self) -> None:
+        """Publish a stop on each command topic that went silent (``stop_after_silent_s``),
+        so the robot stops before its own watchdog would."""
+        for stream in self.receiver.silent_streams():
+            self.port.publish(stream.topic, stream.type_name, self.port.stop_message(stream.type_name), False)
+            silent = stream.rule.stop_after_silent_s
+            self.faults.record("silence_stops", f"{stream.topic}: nothing for {silent:g} s: published a stop")
 
     # ---- probes and reports -------------------------------------------------------------------
     def probe(self) -> None:

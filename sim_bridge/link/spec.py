@@ -9,7 +9,7 @@ weights: {latency: 1.0}           # optional overrides of the profile's weights
 topics:
   - {pattern: "/robot_*/odom", type: nav_msgs/msg/Odometry, from: robot, class: state, min_rate_hz: 10}
   - {pattern: "/robot_*/cmd_vel", type: geometry_msgs/msg/Twist, from: twin, class: control, min_rate_hz: 10,
-     safety_critical: true}
+     safety_critical: true, stop_after_silent_s: 0.25}
   - {pattern: "/robot_*/camera/image_raw", type: sensor_msgs/msg/Image, from: robot, class: image}
 ```
 
@@ -18,6 +18,12 @@ site named in ``from`` to the other one. ``safety_critical: true`` marks a topic
 messages must never be acted on late: the receiving site link drops any older than its
 ``max_command_age_s`` (judged by the sender's send time and the measured clock offset).
 It defaults to true for ``class: control`` and false otherwise; say it explicitly.
+
+``stop_after_silent_s`` (safety-critical topics only): when a topic's messages stop arriving
+for this long (the link is down, or the sender stopped), the receiving site publishes the
+type's all-zero message once (a zero Twist: stop), so a robot stops before its own command
+watchdog would. Give it a few of the topic's periods (0.25 s for 20 Hz commands), or leave
+it out to rely on the robot's watchdog alone.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class TopicRule(Spec):
     min_delivery: Annotated[float, Field(ge=0, le=1)] | None = None
     latched: bool = False
     safety_critical: bool | None = None
+    stop_after_silent_s: Annotated[float, Field(gt=0)] | None = None
 
     @property
     def topic_class(self) -> TopicClass:
@@ -102,6 +109,11 @@ class LinkConfig(Spec):
         for i, rule in enumerate(self.topics):
             if rule.from_ not in self.sites:
                 raise ValueError(f"topics[{i}].from is {rule.from_!r}; sites are {', '.join(self.sites)}")
+            if rule.stop_after_silent_s is not None and not rule.is_safety_critical:
+                raise ValueError(
+                    f"topics[{i}].stop_after_silent_s is for safety-critical command topics; "
+                    f"{rule.pattern} is not one (safety_critical: true)"
+                )
         return self
 
     def other(self, site: str) -> str:
