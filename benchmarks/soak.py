@@ -414,6 +414,10 @@ def analyse(procs, probes, t_start, seconds, warmup_s, windows, stats, args) -> 
     }
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=20.0, help="length of the run after start-up")
@@ -443,6 +447,8 @@ def main() -> int:
     if not ok:
         print(f"soak: cannot run: {why}", file=sys.stderr)
         return 2
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started in the background (SIGINT ignored)
+        signal.signal(sig, _interrupted)
     with tempfile.TemporaryDirectory(prefix="sern_soak_") as tmp:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

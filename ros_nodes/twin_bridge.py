@@ -19,8 +19,9 @@ duplicates, reordering, clock offset, measurement age, model gains. A robot whos
 stops is reported stale, then dead; its twin is held where the model says it stopped.
 
 Keeping up, a bridge reacts to each odometry message at once. One that cannot keep up (an
-oversubscribed CPU: its publish ticks come late) sheds load instead of queueing it, for a
-second after each late tick: odometry callbacks then only file each message in a per-robot
+oversubscribed CPU: odometry reaches its callback ``LATE_S`` later than the fastest recently
+seen, or its publish ticks come late) sheds load instead of queueing it, for a second after
+each sign: odometry callbacks then only file each message in a per-robot
 inbox of ``inbox_size`` (the oldest dropped unread when it is full: the newest state wins),
 and every fifth tick takes what arrived, fits the motion model once per robot on the newest
 measurement, and publishes; ticks that fall due together run once. An executor that queues
@@ -63,6 +64,8 @@ from sim_bridge.twin_sync import SyncConfig, TwinState, TwinSync
 
 SHED_FOR_S = 1.0  # after a late tick, odometry waits for the tick this long
 SHED_TICK_PERIODS = 5  # meanwhile twins are published every 5th period (20 Hz at 100 Hz)
+LATE_S = 0.25  # odometry this much slower to reach its callback than the fastest: behind
+FLOOR_RISE = 0.002  # s/s: how fast the fastest-seen transit is forgotten
 
 PARAMS = [
     Param("world", "navigation", "world file (robots and their limits)"),
@@ -132,6 +135,7 @@ class TwinBridge(Node):
         self.last_tick: float | None = None  # the last tick that published
         self.last_call: float | None = None  # the last time the tick timer fired
         self.shed_until = -math.inf  # shedding load (filing odometry for the tick) until then
+        self.transit_floor: dict[str, tuple[float, float]] = {}  # per robot: (floor, when)
         self.pubs = {}
         for r in self.robots:
             self.syncs[r.name] = TwinSync(
@@ -171,6 +175,8 @@ class TwinBridge(Node):
 
         def callback(msg: Odometry) -> None:
             t = now_s(self)
+            if self._arrived_late(name, t, conv.seconds(msg.header.stamp)):
+                self.shed_until = t + SHED_FOR_S
             if len(inbox) == inbox.maxlen:
                 self.inbox_dropped[name] += 1
             inbox.append((t, msg))
@@ -178,6 +184,16 @@ class TwinBridge(Node):
                 self._publish(name, t)  # keeping up: react at once
 
         return callback
+
+    def _arrived_late(self, name: str, t: float, stamp: float) -> bool:
+        """True when this odometry reached the callback ``LATE_S`` later than the fastest
+        recently seen (receipt minus stamp): the executor is behind. The floor forgets
+        slowly (``FLOOR_RISE``), so a link that became slower for good stops counting."""
+        transit = t - stamp
+        floor, at = self.transit_floor.get(name, (transit, t))
+        floor = min(transit, floor + FLOOR_RISE * max(t - at, 0.0))
+        self.transit_floor[name] = (floor, t)
+        return transit - floor > LATE_S
 
     def _take_measurements(self, name: str) -> bool:
         """Feed the robot's synchroniser what is in its inbox, in arrival order; the motion

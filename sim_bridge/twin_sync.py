@@ -339,7 +339,7 @@ class TwinSync:
         self._tau_unscored += 1
         if measured.t - self._tau_scored_at < self.config.lag_scoring_period_s:
             return
-        horizon = max(self._command_delay(), 0.05)
+        horizon = min(max(self._command_delay(), 0.05), 0.5)  # bounded work per scoring
         target = measured.t - horizon
         k = bisect.bisect_right(self._anchors, target, key=_time)  # anchors come in time order
         if k == 0 or measured.t - self._anchors[k - 1].t > 4 * horizon:
