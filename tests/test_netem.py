@@ -98,8 +98,10 @@ def test_rate_limit_paces_traffic(tmp_path):
         try:
             time.sleep(0.3)
             result = _echo(link, tmp_path, 20, size=1400)
-            # 1442-byte frames at 1 Mbit/s take 11.5 ms each way to serialise
-            assert statistics.median(result["rtts"]) == pytest.approx(23.0, abs=4.0)
+            # 1442-byte frames at 1 Mbit/s take 11.5 ms each way to serialise (unpaced: ~1 ms).
+            # The relay is a userspace process: on a loaded machine (the suite's slow tests
+            # beside it) scheduling adds a few ms, seen up to 27.4; pacing twice would be 46.
+            assert 19.0 <= statistics.median(result["rtts"]) <= 33.0, result["rtts"]
         finally:
             server.kill()
 
