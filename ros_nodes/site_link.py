@@ -31,7 +31,6 @@ from pathlib import Path
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.serialization import serialize_message
 
 from ros_nodes import conversions as conv
 from ros_nodes.common import DIAGNOSTICS_QOS
@@ -128,7 +127,6 @@ class SiteLink(Node):
         self.create_timer(1.0, self._report_and_diagnose)
         self.create_timer(0.1, self.link.deliver_unheard)
         self.create_timer(0.05, self.link.stop_silent)
-        self._stop_messages: dict[str, bytes] = {}
         self._discover()
         mode = f"adaptive (MMCF, profile {options.profile})" if p.adaptive else "static plain ROS"
         self.get_logger().info(
@@ -212,10 +210,10 @@ class SiteLink(Node):
         publisher = self._remote_publishers.get(topic)
         return publisher is not None and publisher.get_subscription_count() > 0
 
-    def stop_message(self, type_name: str) -> bytes:
-        if type_name not in self._stop_messages:
-            self._stop_messages[type_name] = serialize_message(message_class(type_name)())
-        return self._stop_messages[type_name]
+    def publish_stop(self, topic: str) -> None:
+        publisher = self._remote_publishers.get(topic)
+        if publisher is not None:  # None: the type has no definition here, nothing was published
+            publisher.publish(publisher.msg_type())
 
     def info(self, message: str) -> None:
         self.get_logger().info(message)

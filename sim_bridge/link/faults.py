@@ -1,8 +1,9 @@
 """Counting what the link refused, and saying so without flooding the log.
 
 Every refusal on the receive path (a malformed frame, a stale command, a bad report, ...),
-and every stop it published for a command stream gone silent, is counted under a name that ``/diagnostics`` shows, and logged at most once per
-``log_period_s`` per name, with the count so far. Called from zenoh's threads, worker
+and every stop published for a command stream gone silent, is counted under a name that
+``/diagnostics`` shows, and logged at most once per ``log_period_s`` per name, with the
+count so far. Called from zenoh's threads, worker
 threads and the executor alike: thread-safe.
 """
 

@@ -5,9 +5,9 @@ configuration carries from the other site; the sender's epoch and sequence numbe
 copies and replays and count gaps (``SequenceTracker``); a safety-critical message older
 than ``max_command_age_s`` — judged by the sender's send time and the measured clock
 offset between the sites (``ClockOffset``) — is dropped (and a safety-critical stream
-that goes silent for its ``stop_after_silent_s`` is due a stop); the payload is decoded (lz4 and
-image headers checked against ``max_message_bytes`` before anything is allocated) into
-serialized CDR bytes to publish. Every refusal is counted and logged (``Faults``), none
+that goes silent for its ``stop_after_silent_s`` is due a stop); the payload is decoded
+(lz4 and image headers checked against ``max_message_bytes`` before anything is
+allocated) into serialized CDR bytes to publish. Every refusal is counted and logged (``Faults``), none
 raises.
 
 Thread-safe: frames arrive on zenoh's threads, images are decoded on their own worker,

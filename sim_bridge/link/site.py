@@ -46,8 +46,8 @@ class RosPort(Protocol):
 
     def has_subscribers(self, topic: str) -> bool: ...
 
-    def stop_message(self, type_name: str) -> bytes:
-        """The serialized all-zero message of ``type_name`` (a zero Twist: stop)."""
+    def publish_stop(self, topic: str) -> None:
+        """Publish the all-zero message of ``topic``'s type on it (a zero Twist: stop)."""
 
     def info(self, message: str) -> None: ...
 
@@ -194,7 +194,7 @@ class LinkSite:
         """Publish a stop on each command topic that went silent (``stop_after_silent_s``),
         so the robot stops before its own watchdog would."""
         for stream in self.receiver.silent_streams():
-            self.port.publish(stream.topic, stream.type_name, self.port.stop_message(stream.type_name), False)
+            self.port.publish_stop(stream.topic)
             silent = stream.rule.stop_after_silent_s
             self.faults.record("silence_stops", f"{stream.topic}: nothing for {silent:g} s: published a stop")
 
