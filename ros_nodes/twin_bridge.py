@@ -4,8 +4,9 @@ Per robot ``robot_<i>``:
   odom      (nav_msgs/Odometry, in): the physical robot's pose, stamped by its clock
   cmd_vel   (geometry_msgs/Twist, in): the commands it is sent (seen here first)
   twin/odom (nav_msgs/Odometry, out): the twin's pose in the map, now, in frames
-            ``robot_<i>/twin/odom`` (≡ map) → ``robot_<i>/twin/base_link``; published at
-            ``publish_rate_hz`` from every measurement received since the last time
+            ``robot_<i>/twin/odom`` (≡ map) → ``robot_<i>/twin/base_link``; published on
+            every new measurement and at ``publish_rate_hz`` in between (at 20 Hz, from
+            what arrived meanwhile, while shedding load: below)
   initialpose (geometry_msgs/PoseWithCovarianceStamped in ``map``, in): "the robot is here
             now", as RViz's 2D Pose Estimate and Nav2 send it (also ``/initialpose`` when
             the bridge serves one robot)
@@ -21,8 +22,7 @@ stops is reported stale, then dead; its twin is held where the model says it sto
 Keeping up, a bridge reacts to each odometry message at once. One that cannot keep up (an
 oversubscribed CPU: odometry reaches its callback ``LATE_S`` later than the fastest recently
 seen, or its publish ticks come late) sheds load instead of queueing it, for a second after
-each sign: odometry callbacks then only file each message in a per-robot
-inbox of ``inbox_size`` (the oldest dropped unread when it is full: the newest state wins),
+each sign: odometry callbacks then only file each message in a per-robot inbox of ``inbox_size`` (the oldest dropped unread when it is full: the newest state wins),
 and every fifth tick takes what arrived, fits the motion model once per robot on the newest
 measurement, and publishes; ticks that fall due together run once. An executor that queues
 one event per message would otherwise fall further behind and grow without bound. Counted
@@ -62,7 +62,7 @@ from ros_nodes.runtime import main_for
 from sim_bridge.safety import Throttle
 from sim_bridge.twin_sync import SyncConfig, TwinState, TwinSync
 
-SHED_FOR_S = 1.0  # after a late tick, odometry waits for the tick this long
+SHED_FOR_S = 1.0  # after a sign of falling behind, odometry waits for the tick this long
 SHED_TICK_PERIODS = 5  # meanwhile twins are published every 5th period (20 Hz at 100 Hz)
 LATE_S = 0.25  # odometry this much slower to reach its callback than the fastest: behind
 FLOOR_RISE = 0.002  # s/s: how fast the fastest-seen transit is forgotten
