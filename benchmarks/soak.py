@@ -31,6 +31,12 @@ factor 1.0 on this 2-core machine), so with both sites on one such machine the s
 cannot keep real time and the twin error measures the machine; ``--backend kinematic`` runs
 the robots and twins on the vectorised engine instead (the same graph, nodes and link).
 
+The robots are hardware with computers of their own; here their stand-in shares two cores with
+everything else, and when it slips (simulated time falls behind the clock while its stamps
+stay on the clock) every robot freezes for that long, which no real Husky does and which the
+twins then mispredict. So the stand-in runs at a higher scheduling priority (``nice -10``,
+``--robot-nice``; 0 turns it off), and ``robot_sim_slipped_s`` reports what slip remains.
+
 Ends with one JSON line: {"minutes", "rss_growth_pct", "twin_p95_cm_first",
 "twin_p95_cm_last", "diagnostics_gaps", "node_restarts", ...}.
 """
@@ -230,8 +236,9 @@ def cpu_s(pid: int) -> float:
 class Process:
     """A node at one site, restarted (and counted) if it dies."""
 
-    def __init__(self, label: str, site: str, cmd: list[str], counted: bool):
-        self.label, self.site, self.cmd, self.counted = label, site, cmd, counted
+    def __init__(self, label: str, site: str, cmd: list[str], counted: bool, nice: int = 0):
+        self.label, self.site, self.counted = label, site, counted
+        self.cmd = ["nice", "-n", str(nice), *cmd] if nice else cmd
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
         self.rss: list[tuple[float, float]] = []  # (time, KiB) of the current incarnation
@@ -271,7 +278,7 @@ def run(args, workdir: Path) -> dict:
         win_arg = json.dumps(windows)
         link_common = [f"config:={ROOT / 'config' / 'site_link.yaml'}"]
         procs = [
-            Process("robot_stand_in", "a", node_cmd("robot_stand_in", f"world:={world}"), True),
+            Process("robot_stand_in", "a", node_cmd("robot_stand_in", f"world:={world}"), True, nice=args.robot_nice),
             Process(
                 "site_link_robot",
                 "a",
@@ -411,6 +418,7 @@ def analyse(procs, probes, t_start, seconds, warmup_s, windows, stats, args) -> 
         "diagnostics_statuses": len(watched),
         "diagnostics_gaps_by_status": {k: v for k, v in watched.items() if v},
         "node_restarts": int(sum(p.restarts for p in procs if p.counted)),
+        "robot_nice": args.robot_nice,
     }
 
 
@@ -430,6 +438,12 @@ def main() -> int:
     )
     parser.add_argument("--delay-ms", type=float, default=50.0, help="one-way delay of the link")
     parser.add_argument("--loss", type=float, default=0.02, help="packet loss of the link, each way")
+    parser.add_argument(
+        "--robot-nice",
+        type=int,
+        default=-10,
+        help="scheduling niceness of the robots' stand-in (the robots have their own computers; 0: none)",
+    )
     parser.add_argument("--domain", type=int, default=91, help="ROS_DOMAIN_ID inside the sites")
     parser.add_argument("--keep", type=Path, help="keep logs and raw data in this folder")
     parser.add_argument("--role", choices=["robot", "twin"], help=argparse.SUPPRESS)
