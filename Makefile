@@ -9,11 +9,15 @@ STAMP := $(VENV)/.sern-installed
 
 setup: $(STAMP)
 
+# mlagents-envs declares pins older than this environment: installed without them, and its
+# protobuf modules regenerated for this protobuf (tools/regenerate_mlagents_protos.py).
 # tf2_msgs (for /tf) has no wheel: tools/generate_interfaces.py builds it with the rosidl
 # wheels into the venv (installing cmake/g++/make with apt-get if missing; idempotent).
-$(STAMP): requirements.txt setup.py setup.cfg package.xml tools/generate_interfaces.py tools/interfaces/*/msg/*.msg
+$(STAMP): requirements.txt requirements-nodeps.txt tools/regenerate_mlagents_protos.py setup.py setup.cfg package.xml tools/generate_interfaces.py tools/interfaces/*/msg/*.msg
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python -r requirements-nodeps.txt
+	$(BIN)/python tools/regenerate_mlagents_protos.py
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python tools/generate_interfaces.py
 	touch $@

@@ -40,6 +40,7 @@ setup(
             "recorder = ros_nodes.recorder:main",
             "twin_monitor = ros_nodes.twin_monitor:main",
             "site_link = ros_nodes.site_link:main",
+            "unity_endpoint = ros_nodes.unity_endpoint:main",
         ],
     },
 )

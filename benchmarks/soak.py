@@ -356,7 +356,18 @@ def run(args, workdir: Path) -> dict:
     result["cpu_share_by_process"] = cpu_share  # of one core, over the run
     (workdir / "rss.json").write_text(json.dumps({p.label: p.rss for p in procs}))
     result["robot_sim_slipped_s"] = simulated_time_slipped(workdir / "robot_stand_in.log")
+    result["silence_stops"] = silence_stops(workdir / "site_link_robot.log")
     return result
+
+
+def p95_by_period(errors, start: float, end: float, period_s: float = 30.0) -> list[float]:
+    """The twin error p95 (cm) of each ``period_s`` of a window: whether a window's figure
+    comes from a few bad moments or from all of it."""
+    out = []
+    for t in np.arange(start, end - period_s / 2, period_s):
+        summary = errors.window(t, t + period_s).summary()
+        out.append(round(summary["p95_cm"], 2) if summary["samples"] else None)
+    return out
 
 
 def rss_growth_pct(samples: list[tuple[float, float]], warmup_s: float, seconds: float) -> float:
@@ -382,6 +393,13 @@ def diagnostics_gaps(probe: dict, after: float) -> dict[str, int]:
     return gaps
 
 
+def silence_stops(log: Path) -> int:
+    """How often the robot site's link stopped a robot because its commands fell silent
+    (``stop_after_silent_s``; its last throttled warning says how many so far)."""
+    found = re.findall(r"silence_stops: (\d+) so far", log.read_text(errors="replace"))
+    return int(found[-1]) if found else 0
+
+
 def simulated_time_slipped(log: Path) -> float:
     """Seconds of simulated time the robot site's stand-in let slip because it could not keep
     real time (its own last warning says; 0 when it kept up). A twin error measured while
@@ -398,6 +416,7 @@ def analyse(procs, probes, t_start, seconds, warmup_s, windows, stats, args) -> 
     errors = twin_eval.twin_errors(probes["robot"]["poses"], probes["twin"]["poses"])
     first = errors.window(*windows[0]).summary()
     last = errors.window(*windows[1]).summary()
+    by_30s = {name: p95_by_period(errors, *w) for name, w in zip(("first", "last"), windows, strict=True)}
     gaps = {}
     for role in ("robot", "twin"):
         gaps.update(diagnostics_gaps(probes[role], t_start + warmup_s))
@@ -414,6 +433,7 @@ def analyse(procs, probes, t_start, seconds, warmup_s, windows, stats, args) -> 
         "twin_p95_cm_first": round(first.get("p95_cm", math.nan), 3),
         "twin_p95_cm_last": round(last.get("p95_cm", math.nan), 3),
         "twin_samples": [first.get("samples", 0), last.get("samples", 0)],
+        "twin_p95_cm_by_30s": by_30s,
         "diagnostics_gaps": int(sum(watched.values())),
         "diagnostics_statuses": len(watched),
         "diagnostics_gaps_by_status": {k: v for k, v in watched.items() if v},

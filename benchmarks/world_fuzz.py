@@ -84,7 +84,8 @@ EDGE_VALUES: list[Any] = [1, 2, 20, 200, 360, 1000, 1024, 2000, 3600, 4096, 1e-3
 SCALES = [0.0, 0.01, 0.1, 0.5, 0.9, 1.1, 2.0, 3.0, 10.0, 100.0, 1e4]
 RETYPES: list[Any] = ["text", "", "12", True, False, None, [], {}, [1, 2], {"a": 1}, 3, 2.5]
 NAMES = {
-    "backend": ["pybullet", "kinematic", "unity", "gazebo"],
+    # not unity: a valid unity world runs only with a Unity side to connect to (tests/test_mlagents.py)
+    "backend": ["pybullet", "kinematic", "gazebo"],
     "model": ["husky", "box", "disc", "jackal"],
     "type": ["box", "cylinder", "cone"],
     "name": ["navigation", "flocking", "coverage", "foraging", "pursuit", "transport", "x y", "../up", ""],

@@ -18,7 +18,7 @@ from policies.residual import BASE_CHANNELS, ScriptedTeam, residual_command, res
 from policies.steering import Steering, check_steerable
 from policies.targets import target_controller
 from policies.train_config import TrainConfig
-from sim_bridge.batched_env import BatchedEnv
+from sim_bridge.batched_env import make_batched_env
 from worlds import WorldSpec
 
 
@@ -65,8 +65,9 @@ class Collector:
         targets: dict | None = None,
         steering: dict | None = None,
         critic_state: bool = False,
+        backend: str = "kinematic",
     ):
-        self.env = BatchedEnv(world, num_worlds, seed=seed, critic_state=critic_state)
+        self.env = make_batched_env(world, num_worlds, seed, backend, critic_state)
         self.base = None
         context = PolicyContext.from_task(self.env.task)
         if residual is not None or steering is not None:
@@ -79,7 +80,7 @@ class Collector:
         self._low = torch.as_tensor(self.env.action_low[0], dtype=torch.float32)
         self._high = torch.as_tensor(self.env.action_high[0], dtype=torch.float32)
         self.base_command = None
-        self.obs = self._model_input(self.env.reset(seed=seed), self.env.task.active)
+        self.obs = self._model_input(self.env.reset(seed=seed), self.env.active)
         self.episode_return = np.zeros(num_worlds)
         self.memory: torch.Tensor | None = None  # (B, N, H) for an actor with memory
 
@@ -140,7 +141,7 @@ class Collector:
         episodes = []
         for t in range(steps):
             if self.steering is not None:  # the choice counts for robots searching now
-                counts = self.base.choosing(self.steering) & env.task.active
+                counts = self.base.choosing(self.steering) & env.active
                 buf["policy_mask"][t] = torch.as_tensor(counts, dtype=torch.float32)
             with torch.no_grad():
                 memory = None
@@ -173,7 +174,7 @@ class Collector:
                 self.episode_return[w] = 0.0
             if self.base is not None:
                 self.base.reset(np.flatnonzero(step.world_done))
-            self.obs = self._model_input(step.obs, env.task.active)
+            self.obs = self._model_input(step.obs, env.active)
         next_state = state.clone() if use_state else None
         return Rollout(**buf, next_obs=self.obs.clone(), episodes=episodes, next_state=next_state)
 

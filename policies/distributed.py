@@ -44,6 +44,7 @@ class _Worker:
             target_settings(self.config),
             steering_settings(self.config),
             self.config.critic_state,
+            self.config.backend,
         )
         self.model = make_model(self.collector.env, self.config)
         self.value_norm = RunningNorm(1, clip=1e6)

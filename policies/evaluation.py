@@ -18,7 +18,7 @@ import numpy as np
 from policies.base import Policy, PolicyContext
 from policies.registry import make_policy
 from policies.rollout import EpisodeResult, run_episodes, summarise
-from sim_bridge.env import MultiRobotEnv
+from sim_bridge.env import MultiRobotEnv, make_env
 from worlds import WorldSpec, load_world, make_task
 
 HELD_OUT_SEED = 1000
@@ -38,7 +38,7 @@ def evaluate(
     """Average episode metrics of ``policy`` (a name or checkpoint path for ``make_policy``,
     or a function making the policy from the env's context) over seeds
     ``seed .. seed+episodes-1`` (``act``: a checkpoint's action selection, see ``LearnedPolicy``)."""
-    env = MultiRobotEnv(world, backend=backend)
+    env = make_env(world, backend=backend)
     try:
         context = PolicyContext.from_task(env.task)
         pol = make_policy(policy, context, act=act) if isinstance(policy, str) else policy(context)
@@ -47,7 +47,7 @@ def evaluate(
         env.close()
     summary = summarise(results)
     summary.pop("per_episode", None)
-    head = {"policy": pol.name, "world": world.name, "backend": env.backend.name}
+    head = {"policy": pol.name, "world": world.name, "backend": backend or world.backend}
     if hasattr(pol, "act_mode"):
         head["act"] = pol.act_mode
     return {**head, **summary}

@@ -85,6 +85,7 @@ def train(
             target_settings(config),
             steering_settings(config),
             config.critic_state,
+            config.backend,
         )
         env_info = local.env
     model = make_model(env_info, config)
@@ -153,6 +154,8 @@ def train(
             writer.close()
         if config.workers > 0:
             collectors.close()
+        elif hasattr(local.env, "close"):  # a Unity connection (the vectorised engine holds nothing)
+            local.env.close()
     result.agent_steps = result.history[-1]["agent_steps"] if result.history else 0
     result.seconds = time.monotonic() - started
     if out is not None and result.checkpoint is None:

@@ -35,7 +35,7 @@ def run_episode(
         poses.append(env.snapshot.poses[0].copy())
         if on_step is not None:
             on_step()
-    return EpisodeResult(seed, env.episode_metrics(), np.stack(poses), env.task.drawables())
+    return EpisodeResult(seed, env.episode_metrics(), np.stack(poses), env.drawables())
 
 
 def run_episodes(

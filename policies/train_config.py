@@ -94,6 +94,10 @@ class TrainConfig:
     """Start from this checkpoint's weights (fine-tuning; same task and spaces), not from scratch."""
     workers: int = 0
     """Ray rollout workers (0: collect in this process)."""
+    backend: str = "kinematic"
+    """Where the worlds run: ``kinematic`` (the vectorised engine, ``num_worlds`` at once) or
+    ``unity`` (one world on the other side of ML-Agents' protocol, ``sim_bridge.mlagents``:
+    a Unity build, the Editor or ``sern serve-mlagents``; ``num_worlds`` 1, no workers)."""
     seed: int = 0
     torch_threads: int = 1
 
@@ -114,6 +118,13 @@ class TrainConfig:
             raise ValueError(
                 "steer_search runs the baseline itself and learns only its search headings: no targets, "
                 "residual, cloning (bc_agent_steps) or command grid (discrete_per_axis) with it"
+            )
+        if self.backend not in ("kinematic", "unity"):
+            raise ValueError(f"backend must be kinematic or unity for training, got {self.backend!r}")
+        if self.backend == "unity" and (self.num_worlds != 1 or self.workers or self.critic_state):
+            raise ValueError(
+                "backend unity trains on one Unity world: num_worlds 1 (--worlds 1), no workers, no critic_state "
+                "(the Unity side sends observations, not the task's state)"
             )
         if self.critic_state and self.algo != "mappo":
             raise ValueError("critic_state is for MAPPO's centralised critic (algo mappo)")

@@ -51,8 +51,11 @@ def make_executor():
     return EventsExecutor()
 
 
-def run_node(factory: Callable[[], Node], args: list[str] | None = None, name: str = "node") -> int:
-    """Build the node with ``factory`` and spin it until SIGINT/SIGTERM; returns an exit code."""
+def run_node(
+    factory: Callable[[], Node], args: list[str] | None = None, name: str = "node", executor: Callable | None = None
+) -> int:
+    """Build the node with ``factory`` and spin it until SIGINT/SIGTERM with ``executor()``
+    (default: ``make_executor``); returns an exit code."""
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as err:
@@ -70,7 +73,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, name: s
         except (ParameterError, WorldFileError) as err:
             print(f"[{name}] error: {err}", file=sys.stderr, flush=True)
             return EXIT_USAGE
-        executor = make_executor()
+        executor = (executor or make_executor)()
         executor.add_node(node)
         try:
             while _stop_requested["signal"] is None:
@@ -97,10 +100,12 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, name: s
     return code
 
 
-def main_for(factory: Callable[[], Node], name: str) -> Callable[[list[str] | None], None]:
-    """A console-script ``main`` for a node class."""
+def main_for(
+    factory: Callable[[], Node], name: str, executor: Callable | None = None
+) -> Callable[[list[str] | None], None]:
+    """A console-script ``main`` for a node class (``executor``: see ``run_node``)."""
 
     def main(args: list[str] | None = None) -> None:
-        sys.exit(run_node(factory, args, name))
+        sys.exit(run_node(factory, args, name, executor))
 
     return main

@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sern import check_cmd, demo_cmd, eval_cmd, launch_cmd, link_cmd, run_cmd, train_cmd
-from sern.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from sern import check_cmd, demo_cmd, eval_cmd, launch_cmd, link_cmd, run_cmd, serve_mlagents_cmd, train_cmd
+from sern.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, JobFailed, UsageError
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
-COMMANDS = (run_cmd, demo_cmd, train_cmd, eval_cmd, launch_cmd, link_cmd, check_cmd)
+COMMANDS = (run_cmd, demo_cmd, train_cmd, eval_cmd, launch_cmd, link_cmd, check_cmd, serve_mlagents_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"sern {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except JobFailed as err:
+        print(f"sern {args.command}: failed: {err}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"\nsern {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -13,3 +13,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 class UsageError(Exception):
     """Something the user asked for that cannot be done as asked (exit code 2)."""
+
+
+class JobFailed(Exception):
+    """The job started and could not finish, e.g. a peer died (exit code 1)."""

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from sern import world_set
-from sern.errors import UsageError
+from sern.errors import JobFailed, UsageError
 
 
 def add_parser(sub) -> None:
@@ -45,11 +45,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--episodes must be at least 1")
     from policies.evaluation import evaluate
     from policies.registry import PolicyError
+    from sim_bridge.mlagents.world_env import UnityRunError
 
     try:
         summary = evaluate(args.checkpoint, world, args.episodes, args.seed, args.backend, act=args.act)
     except (PolicyError, ValueError) as err:
         raise UsageError(str(err)) from None
+    except UnityRunError as err:
+        raise JobFailed(str(err)) from None
     print(
         f"{summary['policy']} on {world.name} ({summary['backend']}), {summary['episodes']} episodes: "
         f"success {summary['success_rate']:.1%}, collisions {summary['collision_rate']:.1%}"

@@ -95,12 +95,16 @@ def run(args: argparse.Namespace) -> int:
     from policies.base import PolicyContext
     from policies.registry import PolicyError, make_policy
     from policies.rollout import EpisodeResult, run_episode, summarise
-    from sim_bridge.env import MultiRobotEnv
+    from sern.errors import JobFailed
+    from sim_bridge.env import make_env
+    from sim_bridge.mlagents.world_env import UnityRunError, UnityWorldError
 
     try:
-        env = MultiRobotEnv(world, backend=args.backend)
+        env = make_env(world, backend=args.backend)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    except UnityRunError as err:
+        raise JobFailed(str(err)) from None
     try:
         context = PolicyContext.from_task(env.task)
         if args.policy is None:
@@ -134,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
             interrupted = True  # keep and report what finished
         except PlacementError as err:  # a region that held the world's own seed's draw, not this one's
             raise UsageError(f"episode seed {seed}: {world_file_error(world, err.key, err.reason)}") from None
+        except UnityRunError as err:
+            raise JobFailed(f"episode seed {seed}: {err}") from None
+        except UnityWorldError as err:  # what the Unity side presents, found at its first reset
+            raise UsageError(str(err)) from None
         finally:
             bar.close()
         wall_s = time.monotonic() - started
@@ -218,7 +226,7 @@ def _report(world, args, env, summary, results, wall_s, interrupted) -> dict[str
         "world": world.name,
         "world_file": world.source,
         "task": world.task.name,
-        "backend": env.backend.name,
+        "backend": args.backend or world.backend,
         "policy": args.policy,
         "seeds": [r.seed for r in results],
         "interrupted": interrupted,

@@ -11,7 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from sern import world_set
-from sern.errors import UsageError
+from sern.errors import JobFailed, UsageError
 from sern.world_set import parse_value
 from worlds import make_task
 
@@ -35,6 +35,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--steps", type=int, default=None, help="robot-steps of experience (default 2e6; PPO)")
     p.add_argument("--worlds", type=int, default=None, help="worlds simulated side by side (default 64; PPO)")
+    p.add_argument(
+        "--backend",
+        choices=["kinematic", "unity"],
+        default="kinematic",
+        help="unity: train on one world across ML-Agents' protocol (a Unity build, the Editor, or sern "
+        "serve-mlagents; the world's unity block says where; needs --worlds 1; PPO)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="checkpoint path without suffix (default runs/train/WORLD)")
     p.add_argument(
@@ -69,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig(
             algo=args.algo,
             total_agent_steps=2_000_000 if args.steps is None else args.steps,
-            num_worlds=64 if args.worlds is None else args.worlds,
+            num_worlds=(1 if args.backend == "unity" else 64) if args.worlds is None else args.worlds,
             seed=args.seed,
+            backend=args.backend,
             **overrides,
         )
     except (ValueError, TypeError) as err:
@@ -106,9 +114,16 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise UsageError(f"--set steer_search=true: {err}") from None
     out = args.out or Path("runs/train") / world.name
-    result = train(
-        world, config, out=out, progress=not args.quiet, log_dir=out.parent / "tensorboard", command=_command()
-    )
+    from sim_bridge.mlagents.world_env import UnityRunError, UnityWorldError
+
+    try:
+        result = train(
+            world, config, out=out, progress=not args.quiet, log_dir=out.parent / "tensorboard", command=_command()
+        )
+    except UnityWorldError as err:
+        raise UsageError(str(err)) from None
+    except UnityRunError as err:
+        raise JobFailed(str(err)) from None
     last = result.history[-1] if result.history else {}
     print(f"wrote {result.checkpoint} (+ .json); {result.agent_steps} robot-steps in {result.seconds:.0f} s")
     print(

@@ -10,31 +10,14 @@ and masked (``active`` False) until its world restarts.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from sim_bridge.backends import make_backend
+from sim_bridge.batch_step import BatchStep
 from worlds import WorldSpec, load_world, make_task
 from worlds.layout import sample_starts
 from worlds.tasks import Snapshot
-
-
-@dataclass
-class BatchStep:
-    """What one ``step`` returns."""
-
-    obs: np.ndarray  # (B, N, D): next observations (of the new episode where a world restarted)
-    rewards: np.ndarray  # (B, N)
-    terminated: np.ndarray  # (B, N): the agent finished on this step (no future value)
-    active: np.ndarray  # (B, N): the agent acted on this step (False: parked, reward 0)
-    world_done: np.ndarray  # (B,): the world's episode ended on this step (and restarted)
-    truncated: np.ndarray  # (B,): ... because of the time limit
-    final_obs: np.ndarray  # (B, N, D): the last observation of ended episodes (for bootstrapping)
-    episodes: list[dict[str, Any]] = field(default_factory=list)  # metrics of ended episodes
-    state: np.ndarray | None = None  # (B, S): the task's critic state after the step (None: it has none)
-    final_state: np.ndarray | None = None  # (B, S): ... at the end of ended episodes
 
 
 class BatchedEnv:
@@ -99,6 +82,13 @@ class BatchedEnv:
             self.backend.reset(int(self.rng.integers(2**31)), starts)
         self.steps[worlds] = 0
 
+    @property
+    def active(self) -> np.ndarray:
+        """``(B, N)``: the robots still in their episode (a finished one is parked)."""
+        if hasattr(self.task, "active"):
+            return self.task.active
+        return np.ones((self.num_worlds, self.num_agents), bool)
+
     def snapshot(self) -> Snapshot:
         """The worlds' state now, as the task sees it."""
         states = self.backend.states()
@@ -115,11 +105,7 @@ class BatchedEnv:
         """Apply ``(B, N, 2)`` actions (clipped to limits; parked agents get zero)."""
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
-        active = (
-            self.task.active.copy()
-            if hasattr(self.task, "active")
-            else np.ones((self.num_worlds, self.num_agents), bool)
-        )
+        active = self.active.copy()
         cmd = np.clip(np.nan_to_num(np.asarray(actions, dtype=float)), self.action_low, self.action_high)
         cmd[~active] = 0.0
         if hasattr(self.backend, "apply_unchecked"):
@@ -158,3 +144,18 @@ class BatchedEnv:
             state,
             final_state,
         )
+
+
+def make_batched_env(
+    world: WorldSpec | str, num_worlds: int, seed: int = 0, backend: str = "kinematic", critic_state: bool = False
+):
+    """A ``BatchedEnv`` on the vectorised engine, or for ``unity`` a ``UnityBatchedEnv`` (one
+    world on the other side of ML-Agents' protocol, ``sim_bridge.mlagents.batched``)."""
+    if backend == "unity":
+        from sim_bridge.mlagents.batched import UnityBatchedEnv
+
+        world = world if isinstance(world, WorldSpec) else load_world(world)
+        if num_worlds != 1 or critic_state:
+            raise ValueError("backend unity holds one world (num_worlds 1) and sends no critic state")
+        return UnityBatchedEnv(world, seed=seed)
+    return BatchedEnv(world, num_worlds, seed=seed, backend=backend, critic_state=critic_state)

@@ -141,6 +141,10 @@ class MultiRobotEnv(ParallelEnv):
         """The task's metrics for the episode so far (final once ``agents`` is empty)."""
         return self.task.episode_metrics()
 
+    def drawables(self) -> dict[str, np.ndarray]:
+        """What the task draws on a map of the episode (goals, items, ...)."""
+        return self.task.drawables()
+
     def render(self):
         """``rgb_array``: robot_0's camera image (needs ``sensors.camera`` in the world)."""
         if self.render_mode is None:
@@ -150,6 +154,21 @@ class MultiRobotEnv(ParallelEnv):
 
     def close(self) -> None:
         self.backend.close()
+
+
+def make_env(world: WorldSpec | str | Path, backend: str | None = None, dynamics: Dynamics | None = None):
+    """The env ``sern run`` and ``sern eval`` use for ``world`` on ``backend`` (default: the
+    world's own): a ``MultiRobotEnv`` on a physics backend, or, for ``unity``, a
+    ``UnityWorldEnv`` whose world runs on the other side of ML-Agents' protocol. A world the
+    backend cannot run is a ``ValueError`` saying why."""
+    world = world if isinstance(world, WorldSpec) else load_world(world)
+    if (backend or world.backend) == "unity":
+        from sim_bridge.backends import require_runnable
+        from sim_bridge.mlagents.world_env import UnityWorldEnv
+
+        require_runnable(world, "unity")
+        return UnityWorldEnv(world)
+    return MultiRobotEnv(world, backend=backend, dynamics=dynamics)
 
 
 class SingleRobotEnv(gymnasium.Env):

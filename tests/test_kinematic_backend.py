@@ -155,19 +155,25 @@ def _problems(data: dict) -> list[tuple[str, str]]:
     return [(p.key, p.reason) for p in err.value.problems]
 
 
-def test_a_backend_this_build_cannot_run_is_a_world_file_error():
+def test_a_backend_this_build_cannot_run_is_a_world_file_error(monkeypatch):
+    from worlds import checks
+
     data = load_world("navigation").to_data()
-    data["backend"] = "unity"  # a valid value (ML-Agents is planned), but no backend here
+    data["backend"] = "unity"
+    load_world_data(data, "t.yaml")  # mlagents-envs installed (make setup): fine
+    monkeypatch.setattr(checks, "mlagents_installed", lambda: False)  # a build without it
     assert _problems(data) == [
-        ("backend", "backend 'unity' is not available in this build; available: kinematic, pybullet")
+        ("backend", "backend 'unity' needs mlagents-envs, which is not installed (make setup installs it)")
     ]
+    data["backend"] = "gazebo"
+    assert _problems(data)[0][0] == "backend"
 
 
 def test_a_model_the_backend_cannot_simulate_is_a_world_file_error():
     data = load_world("foraging").to_data()
     data["backend"] = "pybullet"
     assert _problems(data) == [
-        ("robots[0].model", "the pybullet backend cannot simulate model 'disc'; backends that can: kinematic")
+        ("robots[0].model", "the pybullet backend cannot simulate model 'disc'; backends that can: kinematic, unity")
     ]
 
 
@@ -177,16 +183,12 @@ def test_a_backend_chosen_over_the_worlds_own_gets_the_same_check():
         make_backend(world, "pybullet")
     assert str(err.value) == (
         "foraging (backend = pybullet): robots[0].model: the pybullet backend cannot simulate model 'disc'; "
-        "backends that can: kinematic"
+        "backends that can: kinematic, unity"
     )
     with pytest.raises(WorldFileError, match=r"^foraging \(backend = pybullet\): robots\[0\]\.model: "):
         PyBulletBackend(world)  # built directly: refused before PyBullet starts
-    with pytest.raises(WorldFileError) as err:
-        make_backend(world, "unity")
-    assert str(err.value) == (
-        "foraging (backend = unity): backend: backend 'unity' is not available in this build; "
-        "available: kinematic, pybullet"
-    )
+    with pytest.raises(ValueError, match="backend 'unity' is not a simulator sern steps"):
+        make_backend(world, "unity")  # its env is sim_bridge.env.make_env's
     with pytest.raises(ValueError, match="unknown backend 'gazebo'; available: kinematic, pybullet"):
         make_backend(world, "gazebo")
 
@@ -194,6 +196,6 @@ def test_a_backend_chosen_over_the_worlds_own_gets_the_same_check():
 def test_the_world_checks_know_exactly_the_backends_and_pybullet_assets_there_are():
     # worlds/ cannot import sim_bridge, so the facts the checks use live in worlds.spec;
     # this keeps them equal to what the backends implement.
-    assert set(BACKEND_MODELS) == set(BACKENDS)
+    assert set(BACKEND_MODELS) == set(BACKENDS) | {"unity"}  # unity: the ML-Agents client (sim_bridge.mlagents)
     assert set(BACKEND_MODELS["pybullet"]) == set(ASSETS)
     assert set(BACKEND_MODELS["kinematic"]) == set(ROBOT_MODELS)

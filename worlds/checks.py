@@ -40,6 +40,10 @@ def check_backend(world: WorldSpec, backend: str | None = None) -> list[Problem]
         if name in BACKENDS:
             return [Problem("backend", f"backend {name!r} is not available in this build; available: {available}")]
         return [Problem("backend", f"unknown backend {name!r}; available: {available}")]
+    if name == "unity" and not mlagents_installed():
+        return [
+            Problem("backend", "backend 'unity' needs mlagents-envs, which is not installed (make setup installs it)")
+        ]
     problems = []
     for g, group in enumerate(world.robots):
         if group.model not in BACKEND_MODELS[name]:
@@ -52,6 +56,13 @@ def check_backend(world: WorldSpec, backend: str | None = None) -> list[Problem]
                 )
             )
     return problems
+
+
+def mlagents_installed() -> bool:
+    """Whether mlagents-envs, the unity backend's client, is installed (found, not imported)."""
+    import importlib.util
+
+    return importlib.util.find_spec("mlagents_envs") is not None
 
 
 def _check_rates(world: WorldSpec) -> list[Problem]:

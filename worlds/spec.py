@@ -46,8 +46,9 @@ Vec2 = tuple[Coordinate_m, Coordinate_m]
 # A world's name also names output folders (runs/train/NAME): a plain identifier.
 WORLD_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z"
 
-# Backends a world file may name. ``unity`` is accepted ahead of its backend (ML-Agents,
-# planned) so world files can say it; ``check_world`` reports it as unavailable.
+# Backends a world file may name. ``unity`` is not a physics engine here: the world runs on
+# the other side of ML-Agents' protocol (a Unity build, the Editor, or ``sern serve-mlagents``),
+# and ``sim_bridge.mlagents`` is its client.
 BACKENDS = ("pybullet", "kinematic", "unity")
 
 # The backends this build can run and the robot models each can simulate. These are the
@@ -57,7 +58,13 @@ BACKENDS = ("pybullet", "kinematic", "unity")
 BACKEND_MODELS: dict[str, tuple[str, ...]] = {
     "kinematic": tuple(ROBOT_MODELS),  # any model, as the disc enclosing its footprint
     "pybullet": ("husky", "box"),  # a URDF each (pybullet_backend.ASSETS); the disc has none
+    "unity": tuple(ROBOT_MODELS),  # the Unity side simulates them; sern only names them
 }
+
+# ML-Agents' default ports: a launched build listens on 5005 + worker_id, the Editor on 5004.
+MLAGENTS_BUILD_PORT = 5005
+MLAGENTS_EDITOR_PORT = 5004
+MAX_ENV_PARAMS = 64
 
 
 class Spec(BaseModel):
@@ -207,6 +214,46 @@ class Sensors(Spec):
     camera: Camera | None = None
 
 
+class Unity(Spec):
+    """How a ``backend: unity`` world reaches its Unity side over ML-Agents (mlagents-envs).
+
+    ``build`` is a Unity executable that sern launches (relative paths are from the world
+    file's folder); without it sern listens on ``base_port`` for the Editor's Play button or
+    another peer (``sern serve-mlagents``) to connect. ``behaviour`` picks one behaviour by
+    name (without ``?team=``); omitted, the build must have exactly one. ``env_params`` go
+    through the EnvironmentParameters side channel before the first episode (e.g. HIVEX's
+    ``task`` and ``difficulty``)."""
+
+    build: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    behaviour: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    worker_id: Annotated[int, Field(ge=0, le=1000)] = 0
+    base_port: Annotated[int, Field(ge=1024, le=64535)] | None = None
+    time_scale: Annotated[float, Field(ge=1.0, le=100.0)] = 20.0
+    no_graphics: bool = True
+    timeout_s: Annotated[float, Field(ge=1.0, le=3600.0)] = 60.0
+    env_params: Annotated[
+        dict[
+            Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x20-\x7e]+$")],
+            Annotated[float, Field(ge=-1e9, le=1e9)],
+        ],
+        Field(max_length=MAX_ENV_PARAMS),
+    ] = Field(default_factory=dict)
+
+    @property
+    def port(self) -> int:
+        """The port the trainer side listens on (ML-Agents' rule)."""
+        base = self.base_port
+        if base is None:
+            base = MLAGENTS_BUILD_PORT if self.build else MLAGENTS_EDITOR_PORT
+        return base + self.worker_id
+
+    @model_validator(mode="after")
+    def _editor_has_one_worker(self) -> Unity:
+        if self.build is None and self.worker_id != 0:
+            raise ValueError("worker_id must be 0 without a build (the Editor or a peer attaches to base_port)")
+        return self
+
+
 class Task(Spec):
     """The task's name and its parameters (validated by the task, see ``worlds.tasks``)."""
 
@@ -228,6 +275,7 @@ class WorldSpec(Spec):
     robots: Annotated[list[RobotGroup], Field(min_length=1, max_length=MAX_ROBOT_GROUPS)]
     sensors: Sensors = Sensors()
     task: Task
+    unity: Unity | None = None
     source: str = Field(default="<memory>", exclude=True)
 
     @field_validator("name")

@@ -24,6 +24,11 @@ BACKENDS: dict[str, str] = {
 
 def backend_class(name: str) -> type[Backend]:
     """The backend class called ``name``; an unknown name lists the available ones."""
+    if name == "unity":
+        raise ValueError(
+            "backend 'unity' is not a simulator sern steps: its worlds run on the other side of ML-Agents' "
+            "protocol (sim_bridge.env.make_env gives their env)"
+        )
     try:
         target = BACKENDS[name]
     except KeyError:
