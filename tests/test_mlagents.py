@@ -347,16 +347,16 @@ def test_mappo_trains_through_the_protocol_and_the_return_rises(tmp_path):
     port = free_port()
     world_path = small_navigation(tmp_path, port)
     peer = serve_cli(world_path, port, "--quiet")
-    config = TrainConfig(backend="unity", num_worlds=1, total_agent_steps=16_000, rollout_steps=200, seed=1)
+    config = TrainConfig(backend="unity", num_worlds=1, total_agent_steps=8_000, rollout_steps=200, seed=1)
     try:
         result = train(load_world(world_path), config, out=tmp_path / "small", progress=False)
     finally:
         _, err = peer.communicate(timeout=60)
     assert peer.returncode == 0, err
     returns = [h["return"] for h in result.history if "return" in h]
-    assert len(returns) >= 30
+    assert len(returns) >= 15
     first, last = np.mean(returns[:5]), np.mean(returns[-5:])
-    assert last > first + 1.0, (first, last)  # seed 1: about -7.6 → -2.9
+    assert last > first + 1.0, (first, last)  # seed 1: about -6.9 → -2.4
     sidecar = json.loads((tmp_path / "small.json").read_text())
     assert sidecar["train_config"]["backend"] == "unity"
 

@@ -16,9 +16,10 @@ from nav_msgs.msg import Odometry
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message, serialize_message
 from ros_helpers import BIN, Probe, fresh_domain, ros_env
-from rostcp_scene import RosTcpSceneStandIn
 from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool, Trigger
+
+from sim_bridge.rostcp.scene_stand_in import RosTcpSceneStandIn
 
 pytestmark = pytest.mark.ros
 

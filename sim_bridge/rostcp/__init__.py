@@ -7,5 +7,8 @@
 - ``names``: message type names as Unity writes them (``pkg/Type``) and as ROS 2 does
   (``pkg/msg/Type``).
 
+- ``connection``: one client's connection on the endpoint's side (reader, writer, queues).
+- ``scene_stand_in``: a client in a Unity scene's place (tests, benchmark, demo).
+
 ``ros_nodes/unity_endpoint.py`` is the ROS 2 node on top.
 """

@@ -1,8 +1,9 @@
 """A stand-in for a Unity scene on ROS-TCP, written from the protocol (ROS-TCP-Connector
 v0.7.0, ROS 2 mode): what the C# connector puts on the wire, byte for byte where it matters
 (NUL-terminated destinations and JSON, the 8-byte keepalive, ``__request``/``__response``
-pairs), with messages serialized as CDR by rclpy (the format Unity's serializer writes).
-No Unity exists here; this is the client the endpoint's tests and benchmark talk to."""
+pairs). Messages go in and out as CDR bytes (what Unity's serializer writes; callers
+serialize with rclpy). No Unity exists here: this is the client the endpoint's tests, its
+benchmark and the Unity twin demo use in a scene's place."""
 
 from __future__ import annotations
 
