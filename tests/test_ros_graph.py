@@ -195,6 +195,7 @@ def test_recording_writes_an_mcap_file_that_decodes(domain, tmp_path):
     target = tmp_path / "run.mcap"
     graph = Launched(["sim_launch.yaml", f"record:={target}"], domain)
     graph.wait_for(r"\[recorder-\d+\].*recording all topics", timeout=30)
+    graph.wait_for(r"\[policy_node-\d+\].*episode \d+ \(seed", timeout=60)  # driving (a loaded machine starts it late)
     time.sleep(5.0)
     assert graph.stop() in (0, 130)
     graph.wait_for(r"\[recorder-\d+\].*wrote \d+ messages")
