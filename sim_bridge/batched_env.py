@@ -17,6 +17,7 @@ from sim_bridge.backends import make_backend
 from sim_bridge.batch_step import BatchStep
 from worlds import WorldSpec, load_world, make_task
 from worlds.layout import sample_starts
+from worlds.spec import command_bounds
 from worlds.tasks import Snapshot
 
 
@@ -44,12 +45,7 @@ class BatchedEnv:
         self.agents = [r.name for r in self.robots]
         self.obs_dim = self.task.observation_size
         self.act_dim = 2
-        self.action_low = np.array(
-            [[r.limits.min_linear_speed_mps, -r.limits.max_angular_speed_radps] for r in self.robots], dtype=np.float32
-        )
-        self.action_high = np.array(
-            [[r.limits.max_linear_speed_mps, r.limits.max_angular_speed_radps] for r in self.robots], dtype=np.float32
-        )
+        self.action_low, self.action_high = (b.astype(np.float32) for b in command_bounds(self.robots))
         self.control_dt = self.world.control_dt
         self.max_steps = math.ceil(self.task.max_episode_s / self.control_dt - 1e-9)
         self.steps = np.zeros(num_worlds, dtype=int)

@@ -7,23 +7,22 @@ is commanded to stop. A robot that reaches its goal leaves ``agents`` and stays 
 
 from __future__ import annotations
 
-import functools
 import math
 from pathlib import Path
 from typing import Any
 
 import gymnasium
 import numpy as np
-from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from sim_bridge.backends import Backend, CommandError, Dynamics, make_backend
+from sim_bridge.agents import WorldAgents
+from sim_bridge.backends import Backend, Dynamics, make_backend
 from sim_bridge.episode import draw_episode
 from worlds import WorldSpec, load_world, make_task
 from worlds.tasks import Snapshot
 
 
-class MultiRobotEnv(ParallelEnv):
+class MultiRobotEnv(WorldAgents, ParallelEnv):
     """A world file's task on a simulator backend, one control period per ``step``."""
 
     metadata = {"name": "sern_multi_robot_v0", "render_modes": ["rgb_array"], "is_parallelizable": True}
@@ -41,38 +40,13 @@ class MultiRobotEnv(ParallelEnv):
         self.render_mode = render_mode
         self.task = make_task(self.world)
         self.backend = backend if isinstance(backend, Backend) else make_backend(self.world, backend, dynamics=dynamics)
-        self.robots = self.world.robot_entries()
-        self.possible_agents = [r.name for r in self.robots]
+        self._init_agents(self.world, self.task)
         self.agents: list[str] = []
         self.control_dt = self.world.control_dt
         self.max_steps = math.ceil(self.task.max_episode_s / self.control_dt - 1e-9)
         self.snapshot: Snapshot | None = None
         self.num_steps = 0
-        self._index = {name: i for i, name in enumerate(self.possible_agents)}
         self._np_random = np.random.default_rng(self.world.seed)
-        lo, hi = self.task.observation_bounds()
-        self._obs_space = spaces.Box(lo, hi, dtype=np.float32)
-
-    # ---- spaces ------------------------------------------------------------------------
-    @functools.cache  # noqa: B019 - one env, a handful of agents
-    def observation_space(self, agent: str) -> spaces.Box:
-        self._agent_index(agent)
-        return self._obs_space
-
-    @functools.cache  # noqa: B019
-    def action_space(self, agent: str) -> spaces.Box:
-        lim = self.robots[self._agent_index(agent)].limits
-        return spaces.Box(
-            low=np.array([lim.min_linear_speed_mps, -lim.max_angular_speed_radps], dtype=np.float32),
-            high=np.array([lim.max_linear_speed_mps, lim.max_angular_speed_radps], dtype=np.float32),
-            dtype=np.float32,
-        )
-
-    def _agent_index(self, agent: str) -> int:
-        try:
-            return self._index[agent]
-        except KeyError:
-            raise KeyError(f"unknown agent {agent!r}; agents are {', '.join(self.possible_agents)}") from None
 
     # ---- episode -----------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict | None = None):
@@ -97,12 +71,7 @@ class MultiRobotEnv(ParallelEnv):
             i = self._agent_index(agent)
             if agent not in self.agents:
                 continue  # finished robots stay parked
-            a = np.asarray(action, dtype=float).reshape(-1)
-            if a.shape != (2,):
-                raise CommandError(f"{agent}: an action is (v m/s, ω rad/s); got shape {np.shape(action)}")
-            if not np.all(np.isfinite(a)):
-                raise CommandError(f"{agent}: action {a.tolist()} is not finite")
-            commands[i] = a
+            commands[i] = self._checked_action(agent, action)
         self.backend.apply(commands[None])
         self.backend.step(self.control_dt)
         self.num_steps += 1

@@ -19,6 +19,15 @@ def navigation_data() -> dict:
     return yaml.safe_load(NAVIGATION.read_text())
 
 
+def free_port() -> int:
+    """A TCP port free on this host now (the kernel's choice)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def write_world(tmp_path: Path, data: dict, name: str = "world.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data, sort_keys=False))

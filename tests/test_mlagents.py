@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import free_port
 
 from sim_bridge.env import MultiRobotEnv
 from sim_bridge.mlagents.world_env import UnityRunError, UnityWorldEnv
@@ -25,12 +26,6 @@ from worlds import load_world
 from worlds.spec import WorldSpec
 
 SERN = [sys.executable, "-m", "sern.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
 
 
 def world_file(tmp_path: Path, name: str, episode_s: float | None = None, **unity) -> Path:
@@ -174,41 +169,19 @@ def test_the_unmodified_unity_environment_drives_sern_serve_mlagents(tmp_path):
 def test_sern_run_backend_unity_against_serve_mlagents_matches_the_engine(tmp_path):
     """The acceptance's command, on the Editor's port (5004) as documented: the same
     episodes and metrics as running the world on the engine itself."""
+
+    def run_navigation(backend: str) -> subprocess.CompletedProcess:
+        out = tmp_path / ("via" if backend == "unity" else "direct")
+        args = ["--policy", "scripted", "--episodes", "2", "--seed", "3", "--quiet", "--out", str(out)]
+        return sern("run", "worlds/navigation.yaml", "--backend", backend, *args)
+
     peer = serve_cli("navigation", 5004, "--backend", "kinematic")
     try:
-        via = sern(
-            "run",
-            "worlds/navigation.yaml",
-            "--backend",
-            "unity",
-            "--policy",
-            "scripted",
-            "--episodes",
-            "2",
-            "--seed",
-            "3",
-            "--quiet",
-            "--out",
-            str(tmp_path / "via"),
-        )
+        via = run_navigation("unity")
     finally:
         _out, err = peer.communicate(timeout=30)
     assert via.returncode == 0, via.stderr + err
-    direct = sern(
-        "run",
-        "worlds/navigation.yaml",
-        "--backend",
-        "kinematic",
-        "--policy",
-        "scripted",
-        "--episodes",
-        "2",
-        "--seed",
-        "3",
-        "--quiet",
-        "--out",
-        str(tmp_path / "direct"),
-    )
+    direct = run_navigation("kinematic")
     assert direct.returncode == 0, direct.stderr
     got = json.loads((tmp_path / "via" / "metrics.json").read_text())
     want = json.loads((tmp_path / "direct" / "metrics.json").read_text())

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, free_port
 from nav_msgs.msg import Odometry
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message, serialize_message
@@ -22,12 +22,6 @@ from std_srvs.srv import SetBool, Trigger
 from sim_bridge.rostcp.scene_stand_in import RosTcpSceneStandIn
 
 pytestmark = pytest.mark.ros
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Endpoint:

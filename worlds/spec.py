@@ -332,6 +332,13 @@ class RobotEntry:
         return f"robot_{self.index}"
 
 
+def command_bounds(robots: list[RobotEntry]) -> tuple[np.ndarray, np.ndarray]:
+    """Each robot's lowest and highest (v m/s, ω rad/s) command, ``(N, 2)`` each."""
+    low = np.array([[r.limits.min_linear_speed_mps, -r.limits.max_angular_speed_radps] for r in robots])
+    high = np.array([[r.limits.max_linear_speed_mps, r.limits.max_angular_speed_radps] for r in robots])
+    return low, high
+
+
 def source_path(spec: WorldSpec) -> Path | None:
     """The file a spec was loaded from, if any."""
     return None if spec.source.startswith("<") else Path(spec.source)

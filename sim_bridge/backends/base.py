@@ -15,7 +15,7 @@ import numpy as np
 
 from worlds.checks import check_backend
 from worlds.errors import WorldFileError
-from worlds.spec import WorldSpec
+from worlds.spec import WorldSpec, command_bounds
 
 # Segmentation ids in camera frames (see Backend.segmentation_labels).
 SEG_NONE = 0
@@ -159,6 +159,4 @@ class Backend(ABC):
         if bad.any():
             b, i = np.argwhere(bad)[0]
             raise CommandError(f"{self.robots[i].name}: command {cmd[b, i].tolist()} is not finite")
-        lo = np.array([[r.limits.min_linear_speed_mps, -r.limits.max_angular_speed_radps] for r in self.robots])
-        hi = np.array([[r.limits.max_linear_speed_mps, r.limits.max_angular_speed_radps] for r in self.robots])
-        return np.clip(cmd, lo, hi)
+        return np.clip(cmd, *command_bounds(self.robots))

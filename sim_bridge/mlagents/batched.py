@@ -32,8 +32,8 @@ class UnityBatchedEnv:
         self.num_agents = len(self.agents)
         self.obs_dim = self.task.observation_size
         self.act_dim = 2
-        self.action_low = self.env._low.astype(np.float32)
-        self.action_high = self.env._high.astype(np.float32)
+        self.action_low = self.env.command_low.astype(np.float32)
+        self.action_high = self.env.command_high.astype(np.float32)
         self.control_dt = self.env.control_dt
         self.max_steps = self.env.max_steps
         self.steps = np.zeros(1, dtype=int)

@@ -56,12 +56,9 @@ def split_frames(data: bytes) -> list[tuple[uuid.UUID, bytes]]:
     return frames
 
 
-def _string(text: str) -> bytes:
-    raw = text.encode("ascii")
-    return struct.pack("<i", len(raw)) + raw
-
-
 def _read_string(payload: bytes, offset: int) -> tuple[str, int]:
+    """A side-channel string (int32 length, ASCII) at ``offset``; unlike mlagents-envs'
+    ``IncomingMessage``, which returns a default past the end, a cut-short one raises."""
     (length,) = struct.unpack_from("<i", payload, offset)
     start = offset + 4
     if length < 0 or start + length > len(payload):
@@ -71,7 +68,13 @@ def _read_string(payload: bytes, offset: int) -> tuple[str, int]:
 
 def stats_frame(key: str, value: float, aggregation: int = STATS_AVERAGE) -> bytes:
     """A stats message (Unity → trainer), as Unity's ``StatsRecorder.Add`` sends it."""
-    return frame(STATS_CHANNEL_ID, _string(key) + struct.pack("<fi", value, aggregation))
+    from mlagents_envs.side_channel import OutgoingMessage
+
+    message = OutgoingMessage()
+    message.write_string(key)
+    message.write_float32(value)
+    message.write_int32(aggregation)
+    return frame(STATS_CHANNEL_ID, bytes(message.buffer))
 
 
 def read_env_param(payload: bytes) -> tuple[str, float] | None:

@@ -18,17 +18,16 @@ with NaN poses and the stats channel's ``Episode/*`` values as metrics.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from sim_bridge.backends import CommandError
+from sim_bridge.agents import WorldAgents
+from sim_bridge.mlagents import actions as actions_map
 from sim_bridge.mlagents import channels
 from worlds import WorldSpec, make_task
 from worlds.spec import Unity, source_path
@@ -71,7 +70,7 @@ def build_path(world: WorldSpec, config: Unity) -> str | None:
     return str(found)
 
 
-class UnityWorldEnv(ParallelEnv):
+class UnityWorldEnv(WorldAgents, ParallelEnv):
     """A world file's task run by a Unity side over ML-Agents (see the module docstring)."""
 
     metadata = {"name": "sern_unity_world_v0", "render_modes": [], "is_parallelizable": True}
@@ -80,16 +79,11 @@ class UnityWorldEnv(ParallelEnv):
         self.world = world
         self.config = config or world.unity or Unity()
         self.task = make_task(world)  # the task's spaces and context; the Unity side runs it
-        self.robots = world.robot_entries()
-        self.possible_agents = [r.name for r in self.robots]
+        self._init_agents(world, self.task)
         self.agents: list[str] = []
         self.control_dt = world.control_dt
         self.max_steps = math.ceil(self.task.max_episode_s / self.control_dt - 1e-9)
         self.num_steps = 0
-        self._low = np.array([[r.limits.min_linear_speed_mps, -r.limits.max_angular_speed_radps] for r in self.robots])
-        self._high = np.array([[r.limits.max_linear_speed_mps, r.limits.max_angular_speed_radps] for r in self.robots])
-        lo, hi = self.task.observation_bounds()
-        self._obs_space = spaces.Box(lo, hi, dtype=np.float32)
         self.behaviour: str | None = None
         self.snapshot: PoseSnapshot | None = None
         self._metrics: dict[str, Any] = {}
@@ -148,23 +142,6 @@ class UnityWorldEnv(ParallelEnv):
             with contextlib.suppress(Exception):  # a peer that already died: nothing left to close
                 unity.close()
 
-    # ---- spaces --------------------------------------------------------------------------
-    @functools.cache  # noqa: B019 - one env, a handful of agents
-    def observation_space(self, agent: str) -> spaces.Box:
-        self._agent_index(agent)
-        return self._obs_space
-
-    @functools.cache  # noqa: B019
-    def action_space(self, agent: str) -> spaces.Box:
-        i = self._agent_index(agent)
-        return spaces.Box(self._low[i].astype(np.float32), self._high[i].astype(np.float32), dtype=np.float32)
-
-    def _agent_index(self, agent: str) -> int:
-        try:
-            return self.possible_agents.index(agent)
-        except ValueError:
-            raise KeyError(f"unknown agent {agent!r}; agents are {', '.join(self.possible_agents)}") from None
-
     # ---- episodes ------------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict | None = None):
         """Start an episode. With ``seed``, the Unity side is asked to seed it (sern's world
@@ -195,16 +172,8 @@ class UnityWorldEnv(ParallelEnv):
         asking = np.array(self._asking, dtype=int)
         u = np.zeros((len(asking), 2))  # a robot with no action this step is commanded to stop
         for agent, action in actions.items():
-            i = self._agent_index(agent)
-            a = np.asarray(action, dtype=float).reshape(-1)
-            if a.shape != (2,):
-                raise CommandError(f"{agent}: an action is (v m/s, ω rad/s); got shape {np.shape(action)}")
-            if not np.all(np.isfinite(a)):
-                raise CommandError(f"{agent}: action {a.tolist()} is not finite")
-            u[asking == i] = a
-        low, high = self._low[asking], self._high[asking]
-        u = np.clip(u, low, high)
-        rows = (2.0 * (u - low) / (high - low) - 1.0).astype(np.float32)
+            u[asking == self._agent_index(agent)] = self._checked_action(agent, action)
+        rows = actions_map.to_unit(u, self.command_low[asking], self.command_high[asking])
         self._unity.set_actions(self.behaviour, ActionTuple(continuous=rows))
         self._call(self._unity.step)
         self.num_steps += 1

@@ -9,9 +9,8 @@ handshake, and then turns each of the trainer's inputs into one control period o
 - one behaviour, ``<world name>?team=0`` (or ``behaviour``), one agent per robot, agent id =
   robot index;
 - one vector observation per agent, the task's observation (float32), named ``observation``;
-- two continuous actions per agent in [-1, 1], mapped affinely onto the robot's limits
-  (-1 → the slowest / fastest-right command, +1 → the fastest / fastest-left), as Unity agents
-  scale theirs; non-finite actions stop the robot and are counted;
+- two continuous actions per agent in [-1, 1], mapped onto the robot's limits
+  (``actions``); non-finite actions stop the robot and are counted;
 - an agent that finishes (its goal) sends a terminal step and then waits parked, as in
   sern's env; when the world's episode ends, the remaining agents' terminal steps
   (``max_step_reached`` at the time limit) and the next episode's first decisions come in
@@ -27,10 +26,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import grpc
 import numpy as np
+from mlagents_envs.communicator_objects.command_pb2 import QUIT, RESET
+from mlagents_envs.communicator_objects.unity_message_pb2 import UnityMessageProto
+from mlagents_envs.communicator_objects.unity_to_external_pb2_grpc import UnityToExternalProtoStub
 
 from sim_bridge.env import MultiRobotEnv
+from sim_bridge.mlagents import actions as actions_map
 from sim_bridge.mlagents import channels
+from worlds.spec import command_bounds
 
 COMMUNICATION_VERSION = "1.5.0"  # the protocol mlagents-envs 1.1.0 speaks (its major is checked)
 PACKAGE_VERSION = "3.0.0"  # com.unity.ml-agents of ML-Agents release 22, which it pairs with
@@ -69,9 +74,7 @@ class WorldPeer:
     def __init__(self, env: MultiRobotEnv, behaviour: str | None = None):
         self.env = env
         self.behaviour = f"{behaviour or env.world.name}?team=0"
-        limits = [r.limits for r in env.robots]
-        self._low = np.array([[lim.min_linear_speed_mps, -lim.max_angular_speed_radps] for lim in limits])
-        self._high = np.array([[lim.max_linear_speed_mps, lim.max_angular_speed_radps] for lim in limits])
+        self.command_low, self.command_high = command_bounds(env.robots)
         self._asking: list[int] = []  # agent ids asked for a decision in the last output, in order
         self._spec_sent = False
         self._index = {name: i for i, name in enumerate(env.possible_agents)}
@@ -84,11 +87,6 @@ class WorldPeer:
     def serve(self, port: int, timeout_s: float, host: str = "localhost") -> PeerStats:
         """Connect to the trainer at ``host:port`` (retrying until it listens, at most
         ``timeout_s``), then serve until it closes the connection."""
-        import grpc
-        from mlagents_envs.communicator_objects.command_pb2 import QUIT
-        from mlagents_envs.communicator_objects.unity_message_pb2 import UnityMessageProto
-        from mlagents_envs.communicator_objects.unity_to_external_pb2_grpc import UnityToExternalProtoStub
-
         # Retry quickly while the trainer is not yet listening (gRPC's default backoff grows to
         # seconds; a Unity build is launched by a trainer that already listens, a peer may not be).
         channel = grpc.insecure_channel(f"{host}:{port}", options=RETRY_OPTIONS)
@@ -124,8 +122,6 @@ class WorldPeer:
         return self.stats
 
     def _hello(self):
-        from mlagents_envs.communicator_objects.unity_message_pb2 import UnityMessageProto
-
         message = UnityMessageProto()
         message.header.status = 200
         init = message.unity_output.rl_initialization_output
@@ -146,9 +142,6 @@ class WorldPeer:
     def answer(self, rl_input):
         """The output for one trainer input (side channels first, then the command, as a
         Unity build handles them)."""
-        from mlagents_envs.communicator_objects.command_pb2 import RESET
-        from mlagents_envs.communicator_objects.unity_message_pb2 import UnityMessageProto
-
         self._read_side_channels(rl_input.side_channel)
         message = UnityMessageProto()
         message.header.status = 200
@@ -234,13 +227,11 @@ class WorldPeer:
                 ok[k] = True
         ok &= np.isfinite(rows).all(axis=1)
         if not ok.all():
-            self.stats.non_finite_actions += int((~ok).sum())
-            if self.stats.non_finite_actions == int((~ok).sum()):
+            if self.stats.non_finite_actions == 0:  # the first time only: the count says the rest
                 bad = [f"robot_{i}: {list(actions[k])}" for k, i in enumerate(ids.tolist()) if not ok[k]]
                 log.warning("%s: not two finite numbers; the robot stops", "; ".join(bad))
-        a = np.clip(rows, -1.0, 1.0)
-        low, high = self._low[ids], self._high[ids]
-        commands = low + (a + 1.0) * 0.5 * (high - low)
+            self.stats.non_finite_actions += int((~ok).sum())
+        commands = actions_map.from_unit(rows, self.command_low[ids], self.command_high[ids])
         commands[~ok] = 0.0
         return commands
 
