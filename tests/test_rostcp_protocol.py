@@ -112,3 +112,46 @@ def test_type_names_both_ways():
     ]:
         with pytest.raises(names.UnknownType, match=reason):
             names.resolve(bad, "msg")
+
+
+def test_a_connection_sends_the_newest_of_each_topic_and_keeps_sending():
+    """Topic messages queued faster than they are written: the newest ``topic_queue`` of each
+    topic go out, in turn, and the writer carries on (a topic listed once per waiting
+    message used to pop an empty queue and stop the writer)."""
+    import socket
+    import threading
+    import time
+
+    from sim_bridge.rostcp.connection import Connection
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        theirs = socket.create_connection(server.getsockname())
+        ours, _ = server.accept()
+    closed = threading.Event()
+    conn = Connection(ours, ("test", 0), lambda c, f: None, lambda c: closed.set(), 1 << 20, topic_queue=2)
+    for k in range(5):
+        conn.send_topic("a", framing.encode("a", bytes([k])))
+        conn.send_topic("b", framing.encode("b", bytes([k])))
+    conn.start(commands.handshake())
+    reader = framing.FrameReader(1 << 20)
+    frames = []
+    theirs.settimeout(5)
+    while len(frames) < 5:
+        frames += reader.feed(theirs.recv(4096))
+    assert [(f.destination, f.payload) for f in frames] == [
+        ("__handshake", frames[0].payload),
+        ("a", b"\3"),
+        ("b", b"\3"),
+        ("a", b"\4"),
+        ("b", b"\4"),
+    ]
+    assert conn.dropped == 6
+    time.sleep(0.2)  # the writer has looked for more by now
+    conn.send_topic("a", framing.encode("a", b"\5"))  # and is still there
+    conn.send_system(commands.message("__log", "still here"))
+    while len(frames) < 7:
+        frames += reader.feed(theirs.recv(4096))
+    assert {f.destination for f in frames[5:]} == {"a", "__log"}
+    assert not closed.is_set()
+    conn.close()
+    theirs.close()

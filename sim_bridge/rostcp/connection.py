@@ -46,7 +46,7 @@ class Connection:
         self._lock = threading.Condition()
         self._system: collections.deque[bytes] = collections.deque()
         self._topics: dict[str, collections.deque[bytes]] = {}
-        self._ready: collections.deque[str] = collections.deque()  # topics with queued messages, in order
+        self._ready: collections.deque[str] = collections.deque()  # each topic with queued messages, once, in turn
         self._closed = False
         self.dropped = 0  # topic messages replaced by newer ones before they were sent
         self.malformed = 0
@@ -81,11 +81,11 @@ class Connection:
             queue = self._topics.get(topic)
             if queue is None:
                 queue = self._topics[topic] = collections.deque()
-            if len(queue) >= self._topic_queue:
+            if not queue:
+                self._ready.append(topic)  # listed once while it has messages waiting
+            elif len(queue) >= self._topic_queue:
                 queue.popleft()
                 self.dropped += 1
-            else:
-                self._ready.append(topic)
             queue.append(data)
             self._lock.notify()
 
