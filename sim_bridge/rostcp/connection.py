@@ -105,13 +105,15 @@ class Connection:
             return data
 
     def _write_loop(self) -> None:
-        while (data := self._next_out()) is not None:
-            try:
-                self.sock.sendall(data)
-            except OSError:
-                break
-            self.frames_out += 1
-        self.close()
+        try:
+            while (data := self._next_out()) is not None:
+                try:
+                    self.sock.sendall(data)
+                except OSError:
+                    break
+                self.frames_out += 1
+        finally:  # whatever ends the writer ends the connection: never a client left deaf
+            self.close()
 
     # ---- receiving ----------------------------------------------------------------------
     def _read_loop(self) -> None:
